@@ -1,0 +1,47 @@
+# Herald: every target installs what it needs into .venv from the pinned requirements-dev.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format unit integration e2e infrastructure bench clean
+
+$(STAMP): requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## run: start Herald locally on 127.0.0.1 (embedded AWS, API, sender pollers)
+run: $(STAMP)
+	$(BIN)/python -m local
+
+## test: lint, then every test suite
+test: lint
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+## lint: ruff, ruff format --check, mypy, cfn-lint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+infrastructure: $(STAMP)
+	$(BIN)/python -m pytest tests/infrastructure
+
+## bench: run every benchmark and print its figures
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.startup
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -1,0 +1,1 @@
+"""The API function: HTTP routes for notifications and health."""

@@ -1,0 +1,208 @@
+"""API Lambda: thin routes over the notification domain; every error is JSON and no bad input yields a 5xx."""
+
+from __future__ import annotations
+
+import binascii
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import ValidationError
+
+from api.errors import error_body, error_response, json_response, validation_details
+from api.settings import ApiSettings
+from notifications.accept import AcceptPolicy, NotificationAcceptor
+from notifications.errors import (
+    HeraldError,
+    InvalidRequest,
+    MalformedJson,
+    NotificationNotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from notifications.health import DependencyProbe, mode_of
+from notifications.models import NotificationRequest, NotificationView
+from notifications.observability import logger, metrics
+from notifications.queues import Enqueuer, QueueUrls
+from notifications.settings import load_settings
+from notifications.store import StatusStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import Response
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+app = APIGatewayRestResolver()
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: ApiSettings
+    acceptor: NotificationAcceptor
+    store: StatusStore
+    probe: DependencyProbe
+
+
+@cache
+def default_dependencies() -> Dependencies:
+    """Built once per execution environment, from the environment's settings."""
+    return build_dependencies(load_settings(ApiSettings))
+
+
+def build_dependencies(settings: ApiSettings, *, dynamodb: Any = None, sqs: Any = None) -> Dependencies:
+    store = StatusStore(settings.notifications_table, client=dynamodb)
+    urls = QueueUrls(
+        priority=settings.priority_queue_url, standard=settings.standard_queue_url, batch=settings.batch_queue_url
+    )
+    policy = AcceptPolicy(
+        enabled_channels=settings.enabled_channels,
+        allow_private_webhook_targets=settings.webhook_allow_private_targets,
+        retention_seconds=settings.retention_days * 86_400,
+    )
+    probe = DependencyProbe(
+        settings.notifications_table,
+        {
+            "priority": settings.priority_queue_url,
+            "standard": settings.standard_queue_url,
+            "batch": settings.batch_queue_url,
+            "retry": settings.retry_queue_url,
+            "dead_letter": settings.dead_letter_queue_url,
+        },
+    )
+    return Dependencies(settings, NotificationAcceptor(store, Enqueuer(urls, client=sqs), policy), store, probe)
+
+
+def _deps() -> Dependencies:
+    deps: Dependencies = app.context["deps"]
+    return deps
+
+
+# ---------------------------------------------------------------------- notifications
+@app.post("/notifications")
+def create_notification() -> Response[str]:
+    deps = _deps()
+    request = _parse_request(deps.settings.max_request_bytes)
+    accepted = deps.acceptor.accept(request, scope=_caller_scope())
+    headers = {"Location": f"/notifications/{accepted.view.id}"}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(202, accepted.view.model_dump(mode="json", exclude_none=True), headers)
+
+
+@app.get("/notifications/<notification_id>")
+def get_notification(notification_id: str) -> Response[str]:
+    record = _deps().store.get(notification_id) if len(notification_id) <= 128 else None
+    if record is None:
+        raise NotificationNotFound("no notification with this id")
+    return json_response(200, NotificationView.of(record).model_dump(mode="json"))
+
+
+# ---------------------------------------------------------------------- health
+@app.get("/health/live")
+def health_live() -> Response[str]:
+    return json_response(200, {"status": "alive"})
+
+
+@app.get("/health/ready")
+def health_ready() -> Response[str]:
+    checks = _deps().probe.run()
+    mode = mode_of(checks)
+    ready = all(check.ok for check in checks)
+    body = {"status": "ready" if ready else "not_ready", "mode": mode, "checks": {c.name: c.as_dict() for c in checks}}
+    return json_response(200 if ready else 503, body, None if ready else {"Retry-After": "5"})
+
+
+@app.get("/health")
+def health() -> Response[str]:
+    checks = _deps().probe.run()
+    healthy = all(check.ok for check in checks)
+    return json_response(200, {"status": "healthy" if healthy else "unhealthy", "mode": mode_of(checks)})
+
+
+# ---------------------------------------------------------------------- errors
+@app.exception_handler(HeraldError)  # type: ignore[untyped-decorator]
+def handle_herald_error(error: HeraldError) -> Response[str]:
+    if error.code == "service_unavailable":
+        logger.error("service unavailable", extra={"reason": error.message})
+    return error_response(error)
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response[str]:
+    return json_response(404, error_body("not_found", "No such route"))
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def handle_unexpected(error: Exception) -> Response[str]:
+    logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+    return json_response(500, error_body("internal_error", "An unexpected error occurred; it has been logged"))
+
+
+# ---------------------------------------------------------------------- request parsing
+def _parse_request(max_bytes: int) -> NotificationRequest:
+    event = app.current_event
+    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
+    if content_type.split(";", 1)[0].strip() != "application/json":
+        raise UnsupportedMediaType("send the request body as JSON with Content-Type: application/json")
+    try:
+        raw = event.decoded_body or ""
+    except (UnicodeDecodeError, binascii.Error) as error:
+        raise MalformedJson("the request body is not UTF-8 text") from error
+    if len(raw.encode()) > max_bytes:
+        raise PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
+    try:
+        payload = json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise MalformedJson(
+            f"the request body is not valid JSON (line {error.lineno}, column {error.colno})"
+        ) from error
+    except (ValueError, RecursionError) as error:
+        raise MalformedJson(f"the request body is not valid JSON ({error})") from error
+    if not isinstance(payload, dict):
+        raise InvalidRequest(
+            "the request body must be a JSON object", details=[{"field": "body", "message": "not an object"}]
+        )
+    header_key = _header("idempotency-key")
+    if header_key is not None:
+        body_key = payload.get("idempotency_key")
+        if body_key is not None and body_key != header_key:
+            raise InvalidRequest(
+                "the Idempotency-Key header and the body's idempotency_key differ",
+                details=[{"field": "idempotency_key", "message": "differs from the Idempotency-Key header"}],
+            )
+        payload["idempotency_key"] = header_key
+    try:
+        return NotificationRequest.model_validate(payload)
+    except ValidationError as error:
+        raise InvalidRequest("the request is not a valid notification", details=validation_details(error)) from error
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _header(name: str) -> str | None:
+    for key, value in app.current_event.headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _caller_scope() -> str:
+    """Idempotency keys are per caller: API Gateway's API key id (locally the runtime sets one)."""
+    identity = app.current_event.request_context.identity
+    return identity.api_key_id or identity.api_key or "anonymous"
+
+
+# ---------------------------------------------------------------------- entry point
+def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | None = None) -> dict[str, Any]:
+    app.append_context(deps=deps or default_dependencies())  # type: ignore[no-untyped-call]
+    return app.resolve(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

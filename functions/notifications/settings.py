@@ -1,0 +1,34 @@
+"""Reading a function's settings object from the environment, once."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class SettingsError(RuntimeError):
+    """A required environment variable is missing or malformed: the function cannot start."""
+
+
+def load_settings(model: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
+    """Validate environment variables (the fields' aliases) into a settings object."""
+    source = os.environ if environ is None else environ
+    try:
+        return model.model_validate(dict(source))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise SettingsError(f"invalid configuration for {model.__name__}: {problems}") from error
+
+
+def channel_set(value: object) -> object:
+    """`"email,webhook"` -> {"email", "webhook"} for set-valued settings."""
+    if isinstance(value, str):
+        return {part.strip() for part in value.split(",") if part.strip()}
+    return value

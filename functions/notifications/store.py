@@ -1,0 +1,294 @@
+"""The status store: one DynamoDB item per notification, changed only by conditional writes.
+
+The item is at once the notification, its idempotency record (the id of a keyed request is derived from
+the key) and its delivery history. A sender *claims* an item with a lease before it calls a provider, so
+two copies of one SQS message (SQS is at-least-once) never deliver twice while the lease holds, and a
+sender that dies mid-delivery does not wedge the notification: its lease expires and the redelivered
+message claims it again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notifications import aws
+from notifications.clock import Clock, iso, system_clock
+from notifications.errors import ServiceUnavailable
+from notifications.models import PENDING_STATUSES, Channel, HistoryEntry, NotificationRecord, Status
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class AlreadyExists(Exception):
+    """A record with this id exists already (an idempotent replay or a key conflict)."""
+
+    def __init__(self, existing: NotificationRecord) -> None:
+        super().__init__(existing.id)
+        self.existing = existing
+
+
+class ClaimRefusal(StrEnum):
+    TERMINAL = "terminal"  # already sent, delivered, failed or dead-lettered: a duplicate message
+    LEASED = "leased"  # another sender holds a live lease: it is being delivered right now
+    MISSING = "missing"  # no such record
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to claim a notification for one delivery attempt."""
+
+    record: NotificationRecord | None
+    refusal: ClaimRefusal | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.refusal is None
+
+
+def to_item(record: NotificationRecord) -> dict[str, Any]:
+    """A record as a DynamoDB item; `data` is kept as a JSON string so floats survive unchanged."""
+    plain = record.model_dump(mode="json", exclude_none=True, exclude={"data"})
+    if record.data is not None:
+        plain["data_json"] = json.dumps(record.data, separators=(",", ":"))
+    return {key: _serializer.serialize(value) for key, value in plain.items()}
+
+
+def from_item(item: Mapping[str, Any]) -> NotificationRecord:
+    plain = {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+    if "data_json" in plain:
+        plain["data"] = json.loads(plain.pop("data_json"))
+    return NotificationRecord.model_validate(plain, strict=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+class StatusStore:
+    """Reads and conditionally writes status records in the notifications table."""
+
+    def __init__(self, table_name: str, client: Any = None, clock: Clock = system_clock) -> None:
+        self._table = table_name
+        self._client = client or aws.client("dynamodb")
+        self._clock = clock
+
+    # ------------------------------------------------------------------ accept side
+    def create(self, record: NotificationRecord) -> None:
+        """Write a new record; raise AlreadyExists with the stored one if the id is taken."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(record),
+                # Race prevented: two requests with one idempotency key (same derived id) both creating
+                # a notification. Exactly one put wins; the other sees the winner's record.
+                ConditionExpression="attribute_not_exists(id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                raise AlreadyExists(from_item(error.response["Item"])) from error
+            raise _unavailable(error) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
+
+    def get(self, notification_id: str) -> NotificationRecord | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"id": {"S": notification_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def delete_unqueued(self, record: NotificationRecord) -> None:
+        """Take back a record whose message never reached SQS, so a retry of the request starts clean."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"id": {"S": record.id}},
+                # Race prevented: deleting a record that something has already moved on (a replay that
+                # re-enqueued it and a sender that claimed it); then it is no longer ours to take back.
+                ConditionExpression="version = :version AND #status = :queued",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":version": {"N": str(record.version)},
+                    ":queued": {"S": Status.QUEUED.value},
+                },
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise _unavailable(error) from error
+
+    # ------------------------------------------------------------------ delivery side
+    def claim(self, notification_id: str, owner: str, lease_seconds: float) -> Claim:
+        """Take a lease on a pending record for one delivery attempt, counting the attempt."""
+        now = self._clock()
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": notification_id}},
+                UpdateExpression=(
+                    "SET lease_owner = :owner, lease_until = :until, attempts = attempts + :one, "
+                    "version = version + :one, updated_at = :at"
+                ),
+                # Race prevented: two copies of one message (or a replay's re-enqueue) delivering the
+                # same notification at once, and any delivery after a terminal status was written.
+                ConditionExpression=(
+                    "#status IN (:queued, :deferred) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"N": _number(now + lease_seconds)},
+                    ":now": {"N": _number(now)},
+                    ":one": {"N": "1"},
+                    ":at": {"S": iso(now)},
+                    ":queued": {"S": Status.QUEUED.value},
+                    ":deferred": {"S": Status.DEFERRED.value},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            item = error.response.get("Item")
+            if not item:
+                return Claim(record=None, refusal=ClaimRefusal.MISSING)
+            record = from_item(item)
+            refusal = ClaimRefusal.LEASED if record.status in PENDING_STATUSES else ClaimRefusal.TERMINAL
+            return Claim(record=record, refusal=refusal)
+        return Claim(record=from_item(response["Attributes"]))
+
+    def mark_sent(
+        self, notification_id: str, owner: str, *, channel: Channel, provider: str, provider_message_id: str | None
+    ) -> bool:
+        """Record a delivery the provider accepted; False if our lease was lost meanwhile."""
+        values: dict[str, Any] = {
+            ":channel": {"S": channel.value},
+            ":provider": {"S": provider},
+        }
+        assignments = "channel_used = :channel, provider = :provider"
+        if provider_message_id:
+            values[":provider_message_id"] = {"S": provider_message_id}
+            assignments += ", provider_message_id = :provider_message_id"
+        return self._finish(
+            notification_id,
+            owner,
+            Status.SENT,
+            f"accepted by {provider} via {channel.value}",
+            assignments=assignments,
+            values=values,
+            remove_error=True,
+        )
+
+    def mark_failed(self, notification_id: str, owner: str, error: str) -> bool:
+        """A permanent failure: not retried."""
+        return self._finish(notification_id, owner, Status.FAILED, error, error=error)
+
+    def mark_dead_lettered(self, notification_id: str, owner: str, error: str) -> bool:
+        """Retries are exhausted; the message goes to the dead-letter queue and can be redriven from there."""
+        return self._finish(notification_id, owner, Status.DEAD_LETTERED, error, error=error)
+
+    def record_retry(self, notification_id: str, owner: str, error: str) -> bool:
+        """A transient failure: keep the record pending, release the lease, note the attempt in history."""
+        now = self._clock()
+        entry = HistoryEntry(status=Status.QUEUED, at=iso(now), detail=f"attempt failed, will retry: {error}")
+        return self._update_owned(
+            notification_id,
+            owner,
+            update="SET #error = :error, updated_at = :at, history = list_append(history, :entry), "
+            "version = version + :one REMOVE lease_owner, lease_until",
+            values={
+                ":error": {"S": error},
+                ":at": {"S": iso(now)},
+                ":entry": _serializer.serialize([entry.model_dump(mode="json", exclude_none=True)]),
+            },
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _finish(
+        self,
+        notification_id: str,
+        owner: str,
+        status: Status,
+        detail: str,
+        *,
+        error: str | None = None,
+        assignments: str | None = None,
+        values: dict[str, Any] | None = None,
+        remove_error: bool = False,
+    ) -> bool:
+        now = self._clock()
+        entry = HistoryEntry(status=status, at=iso(now), detail=detail)
+        sets = ["#status = :status", "updated_at = :at", "history = list_append(history, :entry)"]
+        sets.append("version = version + :one")
+        all_values: dict[str, Any] = {
+            ":status": {"S": status.value},
+            ":at": {"S": iso(now)},
+            ":entry": _serializer.serialize([entry.model_dump(mode="json", exclude_none=True)]),
+            **(values or {}),
+        }
+        if assignments:
+            sets.append(assignments)
+        if error is not None:
+            sets.append("#error = :error")
+            all_values[":error"] = {"S": error}
+        removals = ["lease_owner", "lease_until"] + (["#error"] if remove_error else [])
+        update = f"SET {', '.join(sets)} REMOVE {', '.join(removals)}"
+        return self._update_owned(notification_id, owner, update=update, values=all_values, status=True)
+
+    def _update_owned(
+        self, notification_id: str, owner: str, *, update: str, values: dict[str, Any], status: bool = False
+    ) -> bool:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"id": {"S": notification_id}},
+            "UpdateExpression": update,
+            # Race prevented: a sender whose lease expired (it was too slow) overwriting the outcome
+            # of the sender that claimed the notification after it.
+            "ConditionExpression": "lease_owner = :owner",
+            "ExpressionAttributeValues": {**values, ":owner": {"S": owner}, ":one": {"N": "1"}},
+        }
+        names = {"#error": "error"} if "#error" in update else {}
+        if status:
+            names["#status"] = "status"
+        if names:
+            request["ExpressionAttributeNames"] = names
+        try:
+            self._client.update_item(**request)
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _number(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _unavailable(error: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(f"status store unavailable ({type(error).__name__})")

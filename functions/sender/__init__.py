@@ -1,0 +1,1 @@
+"""The sender function: an SQS consumer delivering notifications through providers."""

@@ -1,0 +1,1 @@
+"""Herald's generic resilience library (circuit breaker, retry policy, error classification)."""

@@ -1,0 +1,259 @@
+"""Create the template's queues, tables and SES identity in the embedded AWS, and name everything else.
+
+Resources the embedded AWS holds (``AWS::SQS::Queue``, ``AWS::DynamoDB::Table``) are created with
+boto3 calls from their template properties, dependencies first (a dead-letter queue before the
+queues that redrive to it). Resources the runtime itself plays (functions, the REST API, its stage,
+key and usage plan) only get local physical ids and ARNs, so every ``Ref``/``GetAtt`` resolves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from local.functions import function_arn, function_name
+from local.logs import get_logger
+
+if TYPE_CHECKING:
+    from local.template import Stack
+
+logger = get_logger("provision")
+
+QUEUE_TYPE = "AWS::SQS::Queue"
+TABLE_TYPE = "AWS::DynamoDB::Table"
+SENDER_EMAIL_PARAMETER = "SenderEmail"  # the SES identity email is sent from; verified locally
+
+# CloudFormation queue properties that are SQS queue attributes under the same name.
+_QUEUE_ATTRIBUTES = (
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "DelaySeconds",
+    "FifoQueue",
+    "FifoThroughputLimit",
+    "KmsDataKeyReusePeriodSeconds",
+    "KmsMasterKeyId",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+)
+_QUEUE_JSON_ATTRIBUTES = ("RedrivePolicy", "RedriveAllowPolicy")
+_QUEUE_OTHER = ("QueueName", "Tags")
+
+_TABLE_PASSTHROUGH = (
+    "AttributeDefinitions",
+    "BillingMode",
+    "DeletionProtectionEnabled",
+    "GlobalSecondaryIndexes",
+    "KeySchema",
+    "LocalSecondaryIndexes",
+    "ProvisionedThroughput",
+    "StreamSpecification",
+    "TableClass",
+)
+_TABLE_OTHER = ("TableName", "Tags", "SSESpecification", "TimeToLiveSpecification", "PointInTimeRecoverySpecification")
+
+
+@dataclass
+class Provisioned:
+    """What was created: logical id -> queue URL, and logical id -> table name."""
+
+    queues: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+    email_identities: list[str] = field(default_factory=list)
+
+
+def local_id(stack: Stack, logical_id: str, length: int = 10) -> str:
+    """A stable, API-Gateway-looking id (lowercase alphanumerics) for an emulated resource."""
+    digest = hashlib.sha256(f"{stack.stack_name}/{logical_id}".encode()).hexdigest()
+    return digest[:length]
+
+
+def name_emulated_resources(stack: Stack) -> None:
+    """Give physical ids/ARNs to the resources the runtime plays instead of creating (idempotent)."""
+    for logical_id, resource in stack.resources.items():
+        resource_type = resource["Type"]
+        if resource_type == "AWS::Lambda::Function":
+            name = function_name(stack, logical_id)
+            stack.physical_ids[logical_id] = name
+            stack.arns[logical_id] = function_arn(stack, name)
+        elif resource_type == "AWS::ApiGateway::Stage":
+            stack.physical_ids[logical_id] = str(stack.resolve(resource["Properties"]["StageName"]))
+        elif resource_type == "AWS::Lambda::LayerVersion":
+            arn = f"arn:aws:lambda:{stack.region}:{stack.account_id}:layer:{stack.stack_name}-{logical_id}:1"
+            stack.physical_ids[logical_id] = arn
+            stack.arns[logical_id] = arn
+        elif resource_type == "AWS::IAM::Role":
+            stack.physical_ids[logical_id] = f"{stack.stack_name}-{logical_id}"
+            stack.arns[logical_id] = f"arn:aws:iam::{stack.account_id}:role/{stack.stack_name}-{logical_id}"
+        elif resource_type not in {QUEUE_TYPE, TABLE_TYPE}:
+            stack.physical_ids.setdefault(logical_id, local_id(stack, logical_id))
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids that ``value`` names through Ref, Fn::GetAtt or Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _references(item)
+    elif isinstance(value, dict):
+        for key, argument in value.items():
+            if key == "Ref" and isinstance(argument, str):
+                found.add(argument)
+            elif key == "Fn::GetAtt":
+                found.add(argument[0] if isinstance(argument, list) else str(argument).split(".", 1)[0])
+            elif key == "Fn::Sub":
+                text = argument if isinstance(argument, str) else argument[0]
+                found |= {name.split(".", 1)[0] for name in _sub_names(text)}
+                if isinstance(argument, list):
+                    found |= _references(argument[1])
+            else:
+                found |= _references(argument)
+    return found
+
+
+def _sub_names(text: str) -> list[str]:
+    return re.findall(r"\$\{([^}!]+)\}", text)
+
+
+def creation_order(stack: Stack, types: set[str]) -> list[str]:
+    """Logical ids of the resources of ``types``, each after the ones of ``types`` it references."""
+    wanted = {name for name, resource in stack.resources.items() if resource["Type"] in types}
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError(f"circular reference through {name}")
+        visiting.add(name)
+        resource = stack.resources[name]
+        for dependency in sorted(_references(resource.get("Properties", {})) | set(_depends_on(resource))):
+            if dependency in wanted:
+                visit(dependency)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in sorted(wanted):
+        visit(name)
+    return order
+
+
+def _depends_on(resource: dict[str, Any]) -> list[str]:
+    depends = resource.get("DependsOn", [])
+    return [depends] if isinstance(depends, str) else list(depends)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _numbers(value: Any) -> Any:
+    """CloudFormation passes numeric strings of JSON policies as numbers, e.g. maxReceiveCount."""
+    if isinstance(value, dict):
+        return {key: _numbers(item) for key, item in value.items()}
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def _warn_unsupported(logical_id: str, properties: dict[str, Any], known: tuple[str, ...]) -> None:
+    for name in sorted(set(properties) - set(known)):
+        logger.warning("template property not emulated locally", extra={"resource": logical_id, "property": name})
+
+
+def queue_request(stack: Stack, logical_id: str, prefix: str) -> dict[str, Any]:
+    """The ``sqs.create_queue`` arguments for one ``AWS::SQS::Queue`` (references resolved)."""
+    properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+    _warn_unsupported(logical_id, properties, _QUEUE_ATTRIBUTES + _QUEUE_JSON_ATTRIBUTES + _QUEUE_OTHER)
+    name = properties.get("QueueName") or f"{prefix}-{logical_id}"
+    if _scalar(properties.get("FifoQueue", False)) == "true" and not name.endswith(".fifo"):
+        name += ".fifo"
+    attributes = {key: _scalar(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
+    for key in _QUEUE_JSON_ATTRIBUTES:
+        if key in properties:
+            policy = properties[key]
+            attributes[key] = policy if isinstance(policy, str) else json.dumps(_numbers(policy))
+    request: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
+    if properties.get("Tags"):
+        request["tags"] = {tag["Key"]: str(tag["Value"]) for tag in properties["Tags"]}
+    return request
+
+
+def _ints(value: Any) -> Any:
+    """DynamoDB wants capacity units as numbers; template values may be strings after resolution."""
+    if isinstance(value, list):
+        return [_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: int(item) if key.endswith("CapacityUnits") else _ints(item) for key, item in value.items()}
+    return value
+
+
+def table_request(stack: Stack, logical_id: str, prefix: str) -> dict[str, Any]:
+    """The ``dynamodb.create_table`` arguments for one ``AWS::DynamoDB::Table`` (references resolved)."""
+    properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+    _warn_unsupported(logical_id, properties, _TABLE_PASSTHROUGH + _TABLE_OTHER)
+    request: dict[str, Any] = {key: _ints(properties[key]) for key in _TABLE_PASSTHROUGH if key in properties}
+    request["TableName"] = properties.get("TableName") or f"{prefix}-{logical_id}"
+    sse = properties.get("SSESpecification")
+    if sse:
+        request["SSESpecification"] = {"Enabled": _scalar(sse.get("SSEEnabled", False)) == "true"} | {
+            key: sse[key] for key in ("SSEType", "KMSMasterKeyId") if key in sse
+        }
+    if "BillingMode" not in request and "ProvisionedThroughput" not in request:
+        request["BillingMode"] = "PROVISIONED"
+    if properties.get("Tags"):
+        request["Tags"] = [{"Key": tag["Key"], "Value": str(tag["Value"])} for tag in properties["Tags"]]
+    return request
+
+
+def provision(stack: Stack, clients: Any, prefix: str) -> Provisioned:
+    """Create every queue and table of ``stack`` and verify the sender's SES identity.
+
+    ``clients`` is a ``boto3.Session`` (or anything with ``.client(name)``) pointed at the embedded AWS.
+    Fills ``stack.physical_ids`` (queue URL, table name) and ``stack.arns`` as it goes.
+    """
+    name_emulated_resources(stack)
+    sqs = clients.client("sqs")
+    dynamodb = clients.client("dynamodb")
+    provisioned = Provisioned()
+    for logical_id in creation_order(stack, {QUEUE_TYPE, TABLE_TYPE}):
+        if stack.resources[logical_id]["Type"] == QUEUE_TYPE:
+            url = sqs.create_queue(**queue_request(stack, logical_id, prefix))["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            stack.physical_ids[logical_id], stack.arns[logical_id] = url, arn
+            provisioned.queues[logical_id] = url
+        else:
+            _create_table(stack, dynamodb, logical_id, prefix)
+            provisioned.tables[logical_id] = stack.physical_ids[logical_id]
+        logger.info("created", extra={"resource": logical_id, "physical_id": stack.physical_ids[logical_id]})
+    sender = stack.parameters.get(SENDER_EMAIL_PARAMETER)
+    if sender:
+        clients.client("sesv2").create_email_identity(EmailIdentity=sender)
+        provisioned.email_identities.append(sender)
+    return provisioned
+
+
+def _create_table(stack: Stack, dynamodb: Any, logical_id: str, prefix: str) -> None:
+    request = table_request(stack, logical_id, prefix)
+    description = dynamodb.create_table(**request)["TableDescription"]
+    name = request["TableName"]
+    stack.physical_ids[logical_id], stack.arns[logical_id] = name, description["TableArn"]
+    properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl and _scalar(ttl.get("Enabled", False)) == "true":
+        dynamodb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+        )
+    pitr = properties.get("PointInTimeRecoverySpecification")
+    if pitr and _scalar(pitr.get("PointInTimeRecoveryEnabled", False)) == "true":
+        dynamodb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )

@@ -1,0 +1,202 @@
+"""The whole of Herald on one machine: embedded AWS, resources from the template, API and pollers.
+
+Usage::
+
+    with Runtime() as herald:            # or herald = Runtime().start(); ...; herald.stop()
+        requests.get(f"{herald.api_url}/health/live")
+
+``Runtime(handlers={"SenderFunction": fake})`` replaces a function's handler (tests); otherwise each
+handler is imported from the template's ``Handler`` after the functions' environment is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+import boto3
+
+from local.api_gateway import ApiGateway, ApiServer
+from local.functions import load_functions, merged_environment
+from local.logs import get_logger
+from local.moto_server import MotoServer, aws_environment
+from local.pollers import SqsPoller, sqs_event_sources
+from local.provision import Provisioned, provision
+from local.settings import LocalSettings
+from local.template import TEMPLATE_PATH, Stack
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from local.functions import Handler, LocalFunction
+
+READY_LINE = "Herald is ready"
+LOCAL_ONLY_ENVIRONMENT = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # webhooks to 127.0.0.1 sandboxes
+
+logger = get_logger("runtime")
+
+
+class AwsClients:
+    """boto3 clients for the embedded AWS, whatever the process environment says."""
+
+    def __init__(self, endpoint_url: str, region: str) -> None:
+        environment = aws_environment(endpoint_url, region)
+        self._session = boto3.Session(
+            aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=environment["AWS_SESSION_TOKEN"],
+            region_name=region,
+        )
+        self.endpoint_url = endpoint_url
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self.endpoint_url)
+
+
+class Runtime:
+    """Start and stop everything; usable as a context manager. Start it once per process."""
+
+    def __init__(
+        self,
+        settings: LocalSettings | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        template_path: Path = TEMPLATE_PATH,
+        parameter_overrides: Mapping[str, str] | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.settings = settings or LocalSettings.from_env()
+        self._handlers = dict(handlers or {})
+        self._template_path = template_path
+        self._overrides = dict(parameter_overrides or {})
+        self._out = out
+        self.moto = MotoServer(port=self.settings.aws_port)
+        self.stack: Stack | None = None
+        self.provisioned = Provisioned()
+        self.functions: dict[str, LocalFunction] = {}
+        self.api_server: ApiServer | None = None
+        self.pollers: list[SqsPoller] = []
+        self.clients: AwsClients | None = None
+        self._saved_environment: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return self.moto.url
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the functions see on top of the process environment (template variables + local settings)."""
+        return {
+            **merged_environment(self.functions),
+            **LOCAL_ONLY_ENVIRONMENT,
+            **aws_environment(self.aws_endpoint, self.settings.region),
+            "HERALD_API_KEY": self.settings.api_key,
+            "HERALD_ADMIN_API_KEY": self.settings.admin_api_key,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Runtime:
+        """Start the embedded AWS, create the resources, load the functions, serve the API, start polling."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self._announce()
+        return self
+
+    def _start(self) -> None:
+        settings = self.settings
+        self.moto.start()
+        self.clients = AwsClients(self.moto.url, settings.region)
+        stack = Stack.from_file(self._template_path, self._overrides, settings.region)
+        stack.stack_name = settings.resource_prefix
+        self.stack = stack
+        self.provisioned = provision(stack, self.clients, settings.resource_prefix)
+        self.functions = load_functions(stack, self._handlers, settings.function_concurrency)
+        self._apply_environment(self.environment)
+        for function in self.functions.values():
+            function.load()  # import after the environment is in place: handlers read settings at import
+        gateway = ApiGateway.from_stack(
+            stack,
+            {function.arn: function.invoke for function in self.functions.values()},
+            api_key=settings.api_key,
+            admin_api_key=settings.admin_api_key,
+            port=settings.api_port,
+        )
+        self.api_server = ApiServer(gateway, settings.api_port).start()
+        sqs = self.clients.client("sqs")
+        for source in sqs_event_sources(stack):
+            poller = SqsPoller(
+                source,
+                self.functions[source.function_logical_id].invoke,
+                sqs,
+                concurrency=settings.pollers_per_queue,
+                wait_seconds=settings.poll_wait_seconds,
+            )
+            self.pollers.append(poller.start())
+        logger.info("started", extra={"api": self.api_url, "aws": self.aws_endpoint, "pollers": len(self.pollers)})
+
+    def stop(self) -> None:
+        """Stop pollers (finishing the batch in hand), the API server and the embedded AWS (idempotent)."""
+        for poller in self.pollers:
+            poller.request_stop()
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers.clear()
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
+        self.moto.stop()
+        self._restore_environment()
+
+    def __enter__(self) -> Runtime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers
+    def _apply_environment(self, variables: dict[str, str]) -> None:
+        for key, value in variables.items():
+            self._saved_environment.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environment.clear()
+
+    def _announce(self) -> None:
+        out = self._out or sys.stdout
+        settings = self.settings
+        lines = [
+            "Herald is running on this machine (embedded AWS, no Docker, no AWS account)",
+            f"  API             {self.api_url}",
+            f"  API key         {settings.api_key}   (send it as the x-api-key header)",
+            f"  Admin API key   {settings.admin_api_key}",
+            f"  AWS endpoint    {self.aws_endpoint}   (AWS_ENDPOINT_URL; any credentials, region {settings.region})",
+            "  Queues",
+            *(f"    {logical:<22} {url}" for logical, url in self.provisioned.queues.items()),
+            "  Tables",
+            *(f"    {logical:<22} {name}" for logical, name in self.provisioned.tables.items()),
+            "  Event sources",
+            *(
+                f"    {p.source.logical_id:<30} {p.source.queue_arn.rsplit(':', 1)[-1]} -> "
+                f"{p.source.function_logical_id} (batch {p.source.batch_size}, x{p.concurrency})"
+                for p in self.pollers
+            ),
+            "Press Ctrl-C (or send SIGTERM) to stop.",
+            READY_LINE,
+        ]
+        out.write("\n".join(lines) + "\n")
+        out.flush()

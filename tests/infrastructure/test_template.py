@@ -1,0 +1,143 @@
+"""Assertions on template.yaml: what a deployment must guarantee, checked before anything deploys."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_all
+
+from local.template import TEMPLATE_PATH, Stack, load_sam_template
+
+SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
+ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue"]
+KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready"}
+
+
+@cache
+def sam() -> dict[str, Any]:
+    return load_sam_template()
+
+
+@cache
+def cfn() -> Stack:
+    return Stack.from_file()
+
+
+def props(logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = sam()["Resources"][logical_id]["Properties"]
+    return properties
+
+
+def test_cfn_lint_finds_nothing() -> None:
+    # When
+    matches = lint_all(TEMPLATE_PATH.read_text(encoding="utf-8"))
+
+    # Then: errors and warnings, as the cfn-lint command reports by default (informational rules aside)
+    assert [str(match) for match in matches if match.rule.id[0] in {"E", "W"}] == []
+
+
+def test_sam_translation_succeeds_and_yields_the_event_sources() -> None:
+    # When
+    mappings = cfn().of_type("AWS::Lambda::EventSourceMapping")
+
+    # Then
+    assert len(mappings) == len(SENDER_CONSUMED)
+    assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings.values())
+
+
+@pytest.mark.parametrize("queue", ALL_QUEUES)
+def test_every_queue_redrives_to_the_one_dlq_after_max_receive_count(queue: str) -> None:
+    # When
+    redrive = props(queue)["RedrivePolicy"]
+
+    # Then
+    assert redrive == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    assert sam()["Parameters"]["MaxReceiveCount"]["Default"] == 5
+
+
+@pytest.mark.parametrize("queue", SENDER_CONSUMED)
+def test_visibility_timeout_is_at_least_six_times_the_sender_timeout(queue: str) -> None:
+    # Given
+    sender_timeout = props("SenderFunction")["Timeout"]
+
+    # When / Then
+    assert props(queue)["VisibilityTimeout"] >= 6 * sender_timeout
+
+
+@pytest.mark.parametrize("queue", [*ALL_QUEUES, "DeadLetterQueue"])
+def test_queues_are_encrypted(queue: str) -> None:
+    assert props(queue)["SqsManagedSseEnabled"] is True
+
+
+def test_dlq_keeps_messages_for_fourteen_days() -> None:
+    assert props("DeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+@pytest.mark.parametrize("table", ["NotificationsTable", "ResilienceTable"])
+def test_tables_are_on_demand_encrypted_and_expire_records(table: str) -> None:
+    # When
+    table_props = props(table)
+
+    # Then
+    assert table_props["BillingMode"] == "PAY_PER_REQUEST"
+    assert table_props["SSESpecification"] == {"SSEEnabled": True}
+    assert table_props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_every_route_needs_an_api_key_except_health() -> None:
+    # Given
+    [api] = cfn().of_type("AWS::ApiGateway::RestApi").values()
+
+    # When
+    keyless = {
+        path
+        for path, methods in api["Body"]["paths"].items()
+        for method in methods.values()
+        if {"api_key": []} not in method.get("security", [])
+    }
+
+    # Then
+    assert keyless == KEYLESS_ROUTES
+    assert cfn().of_type("AWS::ApiGateway::UsagePlan"), "a usage plan throttles each key"
+
+
+def test_gateway_errors_use_herald_json_error_shape() -> None:
+    # Given
+    responses = props("HeraldApi")["GatewayResponses"]
+
+    # Then
+    assert {"API_KEY", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "REQUEST_TOO_LARGE"} <= set(responses)
+    assert all('"error"' in r["ResponseTemplates"]["application/json"] for r in responses.values())
+
+
+def test_functions_run_python_3_13_with_the_resilience_layer() -> None:
+    # Given
+    globals_ = sam()["Globals"]["Function"]
+
+    # Then
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Layers"] == [{"Ref": "ResilienceLayer"}]
+    assert props("ApiFunction")["Handler"] == "api.app.lambda_handler"
+    assert props("SenderFunction")["Handler"] == "sender.app.lambda_handler"
+
+
+@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction"])
+def test_policies_are_least_privilege(function: str) -> None:
+    # When
+    statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]
+
+    # Then: no wildcard actions, and only SES (which has no per-message resource) may use Resource "*"
+    for statement in statements:
+        assert all("*" not in action for action in statement["Action"])
+        if statement["Resource"] == "*":
+            assert all(action.startswith("ses:") for action in statement["Action"])
+
+
+def test_outputs_name_the_api_url_queues_and_tables() -> None:
+    outputs = set(sam()["Outputs"])
+    assert {"ApiUrl", "ApiKeyId", "NotificationsTableName", "DeadLetterQueueUrl", "StandardQueueUrl"} <= outputs

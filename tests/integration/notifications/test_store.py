@@ -1,0 +1,154 @@
+"""The status store's conditional writes: idempotent create, delivery leases and their expiry."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+
+from local.moto_server import MotoServer, free_port
+from local.provision import provision
+from local.template import Stack
+from notifications.models import Channel, NotificationRecord, Priority, Recipient, Status
+from notifications.store import AlreadyExists, ClaimRefusal, StatusStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.integration.notifications.conftest import Herald
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(notification_id: str = "n-1", **overrides: Any) -> NotificationRecord:
+    fields: dict[str, Any] = {
+        "id": notification_id,
+        "status": Status.QUEUED,
+        "channel": Channel.WEBHOOK,
+        "recipient": Recipient(webhook_url="https://hooks.example.com/x"),
+        "body": "hello",
+        "data": {"ratio": 0.25, "nested": [1, 2.5]},
+        "priority": Priority.NORMAL,
+        "fingerprint": "f",
+        "queue": "standard",
+        "created_at": "2026-11-29T03:00:00.000Z",
+        "updated_at": "2026-11-29T03:00:00.000Z",
+        "expires_at": 1_900_000_000,
+    }
+    fields.update(overrides)
+    return NotificationRecord(**fields)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(herald: Herald, clock: FakeClock) -> StatusStore:
+    table = herald.env["NOTIFICATIONS_TABLE"]
+    return StatusStore(table, client=herald.session.client("dynamodb"), clock=clock)
+
+
+def test_a_record_round_trips_with_its_json_data_intact(store: StatusStore) -> None:
+    # Given
+    original = record()
+
+    # When
+    store.create(original)
+
+    # Then
+    assert store.get("n-1") == original
+
+
+def test_creating_an_existing_id_returns_the_stored_record(store: StatusStore) -> None:
+    # Given
+    store.create(record(body="first"))
+
+    # When
+    with pytest.raises(AlreadyExists) as exists:
+        store.create(record(body="second"))
+
+    # Then
+    assert exists.value.existing.body == "first"
+
+
+def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_does_not(store: StatusStore, clock: FakeClock) -> None:
+    # Given
+    store.create(record())
+    first = store.claim("n-1", "sender-a", lease_seconds=30)
+
+    # When
+    while_leased = store.claim("n-1", "sender-b", lease_seconds=30)
+    clock.now += 31
+    after_expiry = store.claim("n-1", "sender-b", lease_seconds=30)
+
+    # Then
+    assert first.granted and first.record is not None and first.record.attempts == 1
+    assert while_leased.refusal is ClaimRefusal.LEASED
+    assert after_expiry.granted and after_expiry.record is not None and after_expiry.record.attempts == 2
+    # the first sender lost its lease: its outcome must not overwrite the second one's
+    assert not store.mark_sent("n-1", "sender-a", channel=Channel.WEBHOOK, provider="webhook", provider_message_id=None)
+    assert store.mark_sent("n-1", "sender-b", channel=Channel.WEBHOOK, provider="webhook", provider_message_id=None)
+
+
+def test_terminal_and_missing_records_refuse_claims(store: StatusStore) -> None:
+    # Given
+    store.create(record())
+    store.claim("n-1", "a", lease_seconds=30)
+    store.mark_failed("n-1", "a", "invalid address")
+
+    # When / Then
+    assert store.claim("n-1", "b", lease_seconds=30).refusal is ClaimRefusal.TERMINAL
+    assert store.claim("nope", "b", lease_seconds=30).refusal is ClaimRefusal.MISSING
+    final = store.get("n-1")
+    assert final is not None and final.status is Status.FAILED and final.error == "invalid address"
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer(free_port()) as server:
+        yield server
+
+
+def test_concurrent_claims_over_http_grant_exactly_one(moto_server: MotoServer) -> None:
+    # Given: the table from the template in moto's server, and 8 senders each with its own client
+    session = boto3.Session(
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106
+    )
+
+    class Endpoint:
+        def client(self, name: str) -> Any:
+            return session.client(name, endpoint_url=moto_server.url)
+
+    stack = Stack.from_file()
+    provision(stack, Endpoint(), prefix="claims")
+    table = stack.physical_ids["NotificationsTable"]
+    StatusStore(table, client=Endpoint().client("dynamodb")).create(record("race"))
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def claim(index: int) -> None:
+        sender = StatusStore(table, client=Endpoint().client("dynamodb"))
+        barrier.wait()
+        results.append(sender.claim("race", f"sender-{index}", lease_seconds=60).granted)
+
+    # When
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Then
+    assert sorted(results) == [False] * 7 + [True]

@@ -1,0 +1,83 @@
+"""Factories over the real-shaped Lambda events in events/: tests change only what they are about."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_load(name))
+
+
+def _set_header(event: dict[str, Any], name: str, value: str | None) -> None:
+    for key in [k for k in event["headers"] if k.lower() == name.lower()]:
+        del event["headers"][key]
+        event["multiValueHeaders"].pop(key, None)
+    if value is not None:
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+
+
+def post_notification(
+    body: Any = None,
+    *,
+    raw: str | None = None,
+    headers: dict[str, str | None] | None = None,
+    key_id: str = "k7v2n4p8q1",
+) -> dict[str, Any]:
+    """The API Gateway event of `POST /notifications` with this body (JSON-encoded unless raw)."""
+    event = load_event("api_post_notification.json")
+    event["body"] = raw if raw is not None else json.dumps(body)
+    _set_header(event, "Idempotency-Key", None)
+    for name, value in (headers or {}).items():
+        _set_header(event, name, value)
+    event["requestContext"]["identity"]["apiKeyId"] = key_id
+    return event
+
+
+def get_notification(notification_id: str) -> dict[str, Any]:
+    event = load_event("api_get_notification.json")
+    event["path"] = f"/notifications/{notification_id}"
+    event["pathParameters"] = {"id": notification_id}
+    event["requestContext"]["path"] = f"/v1/notifications/{notification_id}"
+    return event
+
+
+def get_route(path: str) -> dict[str, Any]:
+    """A keyless GET (the health routes) for `path`."""
+    event = load_event("api_health_ready.json")
+    event["resource"] = event["path"] = path
+    event["requestContext"]["resourcePath"] = path
+    event["requestContext"]["path"] = f"/v1{path}"
+    return event
+
+
+def sqs_batch(bodies: list[str], *, receive_count: int = 1, queue_arn: str | None = None) -> dict[str, Any]:
+    """An SQS event with one record per body, shaped like the sample record."""
+    template = load_event("sqs_sender_batch.json")["Records"][0]
+    records = []
+    for index, body in enumerate(bodies):
+        record = copy.deepcopy(template)
+        record["messageId"] = f"msg-{index}-{abs(hash(body)) % 10**8}"
+        record["body"] = body
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+        if queue_arn:
+            record["eventSourceARN"] = queue_arn
+        records.append(record)
+    return {"Records": records}
+
+
+def queue_message(notification_id: str) -> str:
+    return json.dumps({"id": notification_id})

@@ -1,0 +1,80 @@
+"""Validation at the edge: what a notification request must hold, and how bad input is described."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from notifications.models import Channel, NotificationRequest, Priority
+
+
+def valid(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channel": "email",
+        "recipient": {"email": "ada@example.com"},
+        "subject": "Your code",
+        "body": "Your code is 123456",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_minimal_email_request_is_valid_with_defaults() -> None:
+    # Given / When
+    request = NotificationRequest.model_validate(valid())
+
+    # Then
+    assert request.channel is Channel.EMAIL
+    assert request.priority is Priority.NORMAL
+    assert request.channels == [Channel.EMAIL]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        ({"channel": "pigeon"}, "channel", "Input should be"),
+        ({"recipient": {"email": "not-an-address"}}, "recipient.email", "email"),
+        ({"subject": None}, "", "subject is required for channel 'email'"),
+        ({"body": "   "}, "body", "at least 1 character"),
+        ({"channel": "sms", "recipient": {"phone": "07700900123"}}, "recipient.phone", "E.164"),
+        ({"fallback_channels": ["sms"]}, "", "recipient.phone is required for channel 'sms'"),
+        ({"fallback_channels": ["email"]}, "", "must not repeat the primary channel"),
+        ({"priority": "urgent"}, "priority", "Input should be"),
+        ({"metadata": {"order": 42}}, "metadata.order", "string"),
+        ({"unexpected": 1}, "unexpected", "Extra inputs"),
+        ({"channel": "webhook", "recipient": {"webhook_url": "ftp://x.example/"}}, "recipient.webhook_url", "https"),
+    ],
+)
+def test_invalid_requests_name_the_field_and_the_problem(overrides: dict[str, Any], field: str, fragment: str) -> None:
+    # Given
+    body = valid(**overrides)
+
+    # When
+    with pytest.raises(ValidationError) as caught:
+        NotificationRequest.model_validate(body)
+
+    # Then
+    problems = {(".".join(map(str, e["loc"])), e["msg"]) for e in caught.value.errors()}
+    assert any(loc == field and fragment in message for loc, message in problems), problems
+
+
+def test_fingerprint_ignores_the_idempotency_key_but_not_the_content() -> None:
+    # Given
+    first = NotificationRequest.model_validate(valid(idempotency_key="a"))
+    same_content_other_key = NotificationRequest.model_validate(valid(idempotency_key="b"))
+    other_content = NotificationRequest.model_validate(valid(idempotency_key="a", body="Another code"))
+
+    # When / Then
+    assert first.fingerprint() == same_content_other_key.fingerprint()
+    assert first.fingerprint() != other_content.fingerprint()
+
+
+def test_data_larger_than_the_limit_is_refused() -> None:
+    # Given
+    body = valid(data={"blob": "x" * 70_000})
+
+    # When / Then
+    with pytest.raises(ValidationError, match="at most 65536 bytes"):
+        NotificationRequest.model_validate(body)
