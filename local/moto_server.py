@@ -11,8 +11,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -55,8 +57,10 @@ class MotoServer:
         # moto's server must not itself be pointed at an endpoint: it is the endpoint.
         env.pop("AWS_ENDPOINT_URL", None)
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            # moto's server, with DynamoDB requests serialised (see local.embedded_aws for why)
+            [sys.executable, "-m", "local.embedded_aws", "-H", self.host, "-p", str(self.port)],
             env=env,
+            cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

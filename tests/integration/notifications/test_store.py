@@ -134,21 +134,24 @@ def test_concurrent_claims_over_http_grant_exactly_one(moto_server: MotoServer) 
     stack = Stack.from_file()
     provision(stack, Endpoint(), prefix="claims")
     table = stack.physical_ids["NotificationsTable"]
-    StatusStore(table, client=Endpoint().client("dynamodb")).create(record("race"))
-    results: list[bool] = []
+    rounds = 50
+    for round_ in range(rounds):
+        StatusStore(table, client=Endpoint().client("dynamodb")).create(record(f"race-{round_}"))
+    stores = [StatusStore(table, client=Endpoint().client("dynamodb")) for _ in range(8)]
+    results: dict[int, list[bool]] = {round_: [] for round_ in range(rounds)}
     barrier = threading.Barrier(8)
 
     def claim(index: int) -> None:
-        sender = StatusStore(table, client=Endpoint().client("dynamodb"))
-        barrier.wait()
-        results.append(sender.claim("race", f"sender-{index}", lease_seconds=60).granted)
+        for round_ in range(rounds):
+            barrier.wait()
+            results[round_].append(stores[index].claim(f"race-{round_}", f"sender-{index}", lease_seconds=60).granted)
 
-    # When
+    # When: 8 senders race for each of 50 notifications
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=60)
 
-    # Then
-    assert sorted(results) == [False] * 7 + [True]
+    # Then: every notification was granted to exactly one sender
+    assert {round_: sum(granted) for round_, granted in results.items()} == dict.fromkeys(range(rounds), 1)
