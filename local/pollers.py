@@ -236,23 +236,30 @@ class SqsPoller:
         return messages
 
     def _receive_batch(self) -> list[dict[str, Any]]:
-        """Up to BatchSize messages: one receive, then more until the batching window closes or it is full."""
+        """Up to BatchSize messages: one receive, then more until the batching window closes or it is full.
+
+        A message whose visibility timeout runs out during the window is received again; like Lambda's
+        poller, a batch holds it once, with its latest receipt (the earlier receipt handle is stale).
+        """
         messages = self._receive(min(SQS_RECEIVE_MAX, self.source.batch_size), self.wait_seconds)
         if not messages or self.source.batching_window_seconds <= 0:
             return messages
+        batch = {message["MessageId"]: message for message in messages}
         closes = time.monotonic() + self.source.batching_window_seconds
         size = sum(len(message["Body"]) for message in messages)
-        while len(messages) < self.source.batch_size and size < MAX_BATCH_PAYLOAD_BYTES and not self._stop.is_set():
+        while len(batch) < self.source.batch_size and size < MAX_BATCH_PAYLOAD_BYTES and not self._stop.is_set():
             remaining = closes - time.monotonic()
             if remaining <= 0:
                 break
             wait = int(min(self.wait_seconds, remaining))
-            more = self._receive(min(SQS_RECEIVE_MAX, self.source.batch_size - len(messages)), wait)
+            more = self._receive(min(SQS_RECEIVE_MAX, self.source.batch_size - len(batch)), wait)
             if not more and wait == 0:
                 self._stop.wait(min(0.1, remaining))  # a short poll found nothing: do not spin
-            messages.extend(more)
-            size += sum(len(message["Body"]) for message in more)
-        return messages
+            for message in more:
+                if message["MessageId"] not in batch:
+                    size += len(message["Body"])
+                batch[message["MessageId"]] = message
+        return list(batch.values())
 
     def _delete(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), SQS_RECEIVE_MAX):

@@ -266,6 +266,19 @@ def test_batching_window_gathers_messages_that_arrive_during_it(subject: Callabl
     assert sorted(record["body"] for record in poll.sender.batches[0]) == ["early-1", "early-2", "late-1", "late-2"]
 
 
+def test_a_message_received_again_during_the_window_is_in_the_batch_once(subject: Callable[..., Subject]) -> None:
+    # Given a 3 s batching window, longer than the queue's 1 s visibility timeout, and one message
+    poll = subject(SenderBatchingWindowSeconds="3")
+    poll.send("only")
+
+    # When the poller gathers a batch (the message becomes visible again, and is received again, meanwhile)
+    poll.poller.poll_once()
+
+    # Then the invocation saw it once, and deleting it with the latest receipt emptied the queue
+    assert [[record["body"] for record in batch] for batch in poll.sender.batches] == [["only"]]
+    assert poll.depth() == 0
+
+
 def test_message_failing_max_receive_count_times_lands_in_the_dead_letter_queue(
     subject: Callable[..., Subject], wait_until: Callable[..., Any]
 ) -> None:
