@@ -135,7 +135,7 @@ def test_an_email_notification_is_sent_through_the_ses_sandbox(herald: RunningHe
     ("body", "headers", "status", "code"),
     [
         (b"{oops", {}, 400, "malformed_json"),
-        ({"channel": "email"}, {"x-api-key": "wrong"}, 403, "forbidden"),
+        ({"channel": "email"}, {"x-api-key": "wrong"}, 401, "unauthorized"),
         ({"channel": "email"}, {"content-type": "text/plain"}, 415, "unsupported_media_type"),
         ({"channel": "email", "body": "hi"}, {}, 422, "validation_error"),
     ],

@@ -164,8 +164,8 @@ def test_keyed_route_refuses_missing_or_invalid_key_with_the_template_response(
     reply = http("GET", f"{gateway.url}/notifications/abc", headers=headers)
 
     # Then API Gateway's API_KEY response from the template answers, and the handler never runs
-    assert reply.status == 403
-    assert reply.json() == {"error": {"code": "forbidden", "message": "A valid x-api-key header is required"}}
+    assert reply.status == 401
+    assert reply.json() == {"error": {"code": "unauthorized", "message": "A valid x-api-key header is required"}}
     assert reply.header("Content-Type") == ["application/json"]
     assert gateway.function.events == []
 
