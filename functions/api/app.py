@@ -25,7 +25,7 @@ from notifications.errors import (
 )
 from notifications.health import DependencyProbe, mode_of
 from notifications.models import NotificationRequest, NotificationView
-from notifications.observability import logger, metrics
+from notifications.observability import logger, metrics, with_lambda_context
 from notifications.queues import Enqueuer, QueueUrls
 from notifications.settings import load_settings
 from notifications.store import StatusStore
@@ -202,7 +202,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | N
     return app.resolve(event, context)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@with_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, context)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from notifications.delivery import Deliverer, DeliveryResult, Outcome
 from notifications.models import Channel, QueueMessage
-from notifications.observability import logger, metrics
+from notifications.observability import logger, metrics, with_lambda_context
 from notifications.providers.ses import SesEmailProvider
 from notifications.providers.webhook import WebhookProvider
 from notifications.settings import load_settings
@@ -97,7 +97,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deliverer: Deliverer |
     return dict(response)
 
 
-@logger.inject_lambda_context(clear_state=True)
+@with_lambda_context()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, context)
