@@ -42,6 +42,8 @@ infrastructure: $(STAMP)
 ## bench: run every benchmark and print its figures
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.breaker_odds
+	$(BIN)/python -m benchmarks.breaker
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -12,6 +12,7 @@ from notifications import signing, ssrf
 from notifications.clock import Clock, system_clock
 from notifications.errors import DeliveryError
 from notifications.providers import ProviderReceipt
+from resilience import parse_retry_after
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -118,11 +119,11 @@ class WebhookProvider:
         raise DeliveryError(
             f"webhook answered HTTP {status}",
             permanent=not transient,
-            retry_after_seconds=_retry_after(retry_after) if transient else None,
+            retry_after_seconds=_retry_after(retry_after, self._clock()) if transient else None,
         )
 
 
-def _retry_after(value: str | None) -> float | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    return min(float(value.strip()), _MAX_RETRY_AFTER_SECONDS)
+def _retry_after(value: str | None, now: float) -> float | None:
+    """The receiver's Retry-After (seconds or an HTTP date), capped so one receiver cannot park a message."""
+    seconds = parse_retry_after(value, now)
+    return None if seconds is None else min(seconds, _MAX_RETRY_AFTER_SECONDS)

@@ -75,6 +75,7 @@ def provider(timeout: float = 2.0) -> WebhookProvider:
         (500, {}, False, None),
         (503, {"Retry-After": "7"}, False, 7.0),
         (429, {"Retry-After": "30"}, False, 30.0),
+        (503, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}, False, 3600.0),  # an HTTP date, capped at 1 h
         (408, {}, False, None),
         (400, {}, True, None),
         (410, {}, True, None),

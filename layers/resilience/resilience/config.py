@@ -1,0 +1,260 @@
+"""Breaker configuration (defaults in one place) and the settings read once from the environment.
+
+Precedence, lowest first: the defaults below; ``RESILIENCE_BREAKER_<FIELD>`` environment variables
+(every breaker); per-name configuration given in code (:meth:`BreakerRegistry.configure`); the
+``RESILIENCE_BREAKER_OVERRIDES`` environment variable, a JSON object of breaker name to field values,
+so an operator can retune one breaker without a code change::
+
+    RESILIENCE_BREAKER_WAIT_OPEN_SECONDS=10
+    RESILIENCE_BREAKER_OVERRIDES='{"provider:sendgrid": {"minimum_calls": 100}}'
+
+:func:`load_settings` is the only function in the library that reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from resilience.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+ENV_PREFIX = "RESILIENCE_BREAKER_"
+OVERRIDES_ENV = "RESILIENCE_BREAKER_OVERRIDES"
+TABLE_ENV = "RESILIENCE_TABLE"
+NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
+SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
+DEFAULT_NAMESPACE = "Herald"
+DEFAULT_SERVICE = "herald"
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """Tunables of one circuit breaker. ``BreakerConfig()`` holds the library defaults.
+
+    The defaults were chosen with ``benchmarks/breaker.py`` (8 environments x 10 calls/s): a dead
+    provider is cut off after ``local_minimum_calls`` calls per environment, a provider failing half
+    its calls trips within about two seconds, one failing 30 % or less stays closed.
+
+    Parameters
+    ----------
+    window_seconds : float
+        Length of the fleet-wide sliding window (default 30).
+    bucket_seconds : float
+        Width of one window bucket; the window is judged bucket by bucket, so its edge is
+        accurate to one bucket (default 5).
+    minimum_calls : int
+        Calls the window must hold before its rates are judged (default 50).
+    failure_rate_threshold : float
+        Failure rate in ``(0, 1]`` at or above which the breaker opens (default 0.45: a provider
+        failing half its calls must trip every time, not on a coin flip of the sample).
+    slow_call_seconds : float
+        A call lasting at least this long is slow (default 5).
+    slow_call_rate_threshold : float
+        Slow-call rate in ``(0, 1]`` at or above which the breaker opens (default 0.8).
+    local_minimum_calls : int
+        An environment whose own window holds at least this many calls, every one failed (or
+        every one slow), opens the breaker at once without waiting for the fleet (default 5).
+    wait_open_seconds : float
+        How long OPEN rejects calls before probing (default 30).
+    wait_open_multiplier : float
+        Growth of the wait on each consecutive reopen without a close in between (default 2).
+    wait_open_max_seconds : float
+        Cap on the grown wait (default 300).
+    half_open_permits : int
+        Probe permits handed out per half-open period across the whole fleet (default 3).
+    success_threshold : int
+        Probe successes that close the breaker; at most ``half_open_permits`` (default 2).
+    probe_lease_seconds : float
+        Lifetime of a probe permit; a probe that dies frees its permit after this (default 15).
+    cache_ttl_seconds : float
+        How long an environment trusts its cached breaker state while all looks well (default 5).
+    suspect_cache_ttl_seconds : float
+        The shorter cache lifetime used while this environment sees failures, while the breaker is
+        half-open, and after the store failed (default 1).
+    item_ttl_seconds : int
+        DynamoDB TTL of an idle breaker item (default 30 days); admin states never expire.
+    """
+
+    window_seconds: float = 30.0
+    bucket_seconds: float = 5.0
+    minimum_calls: int = 50
+    failure_rate_threshold: float = 0.45
+    slow_call_seconds: float = 5.0
+    slow_call_rate_threshold: float = 0.8
+    local_minimum_calls: int = 5
+    wait_open_seconds: float = 30.0
+    wait_open_multiplier: float = 2.0
+    wait_open_max_seconds: float = 300.0
+    half_open_permits: int = 3
+    success_threshold: int = 2
+    probe_lease_seconds: float = 15.0
+    cache_ttl_seconds: float = 5.0
+    suspect_cache_ttl_seconds: float = 1.0
+    item_ttl_seconds: int = 30 * 24 * 3600
+
+    def __post_init__(self) -> None:
+        for name in ("window_seconds", "bucket_seconds", "slow_call_seconds", "wait_open_seconds"):
+            _require(getattr(self, name) > 0, f"{name} must be positive")
+        for name in ("probe_lease_seconds", "item_ttl_seconds"):
+            _require(getattr(self, name) > 0, f"{name} must be positive")
+        for name in ("minimum_calls", "local_minimum_calls", "half_open_permits", "success_threshold"):
+            _require(getattr(self, name) >= 1, f"{name} must be at least 1")
+        for name in ("failure_rate_threshold", "slow_call_rate_threshold"):
+            _require(0 < getattr(self, name) <= 1, f"{name} must be in (0, 1]")
+        for name in ("cache_ttl_seconds", "suspect_cache_ttl_seconds"):
+            _require(getattr(self, name) >= 0, f"{name} must not be negative")
+        _require(self.bucket_seconds <= self.window_seconds, "bucket_seconds must not exceed window_seconds")
+        _require(self.wait_open_multiplier >= 1, "wait_open_multiplier must be at least 1")
+        _require(self.wait_open_max_seconds >= self.wait_open_seconds, "wait_open_max_seconds < wait_open_seconds")
+        _require(self.success_threshold <= self.half_open_permits, "success_threshold exceeds half_open_permits")
+
+    def wait_for(self, open_count: int) -> float:
+        """Seconds OPEN lasts on the ``open_count``-th consecutive open (1 for the first).
+
+        Parameters
+        ----------
+        open_count : int
+            Consecutive opens without a close in between, this one included.
+
+        Returns
+        -------
+        float
+            ``wait_open_seconds * wait_open_multiplier ** (open_count - 1)``, capped at
+            ``wait_open_max_seconds``.
+        """
+        exponent = min(max(open_count - 1, 0), 64)  # bounded so a long outage cannot overflow the float
+        grown = self.wait_open_seconds * self.wait_open_multiplier**exponent
+        return float(min(grown, self.wait_open_max_seconds))
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> BreakerConfig:
+        """Return a copy with some fields replaced; strings (from the environment) are converted.
+
+        Parameters
+        ----------
+        overrides : Mapping[str, Any]
+            Field name to new value.
+
+        Returns
+        -------
+        BreakerConfig
+            The new, validated configuration.
+
+        Raises
+        ------
+        ConfigurationError
+            An unknown field, or a value that cannot be converted or fails validation.
+        """
+        if not overrides:
+            return self
+        types = {f.name: f.type for f in dataclasses.fields(self)}
+        converted: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if key not in types:
+                raise ConfigurationError(f"unknown breaker setting {key!r}")
+            try:
+                converted[key] = int(value) if types[key] == "int" else float(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"breaker setting {key!r} is not a number: {value!r}") from exc
+        return dataclasses.replace(self, **converted)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigurationError(message)
+
+
+@dataclass(frozen=True)
+class ResilienceSettings:
+    """Environment-derived settings of the library, read once by :func:`load_settings`.
+
+    Parameters
+    ----------
+    table_name : str | None
+        The DynamoDB table holding breaker state (``RESILIENCE_TABLE``).
+    metrics_namespace : str
+        CloudWatch namespace of the EMF metrics (``POWERTOOLS_METRICS_NAMESPACE``, default ``Herald``).
+    service_name : str
+        Service name for logs and metrics (``POWERTOOLS_SERVICE_NAME``, default ``herald``).
+    breaker_defaults : Mapping[str, str]
+        ``RESILIENCE_BREAKER_<FIELD>`` values, applied to every breaker.
+    breaker_overrides : Mapping[str, Mapping[str, Any]]
+        ``RESILIENCE_BREAKER_OVERRIDES``: breaker name to field values, applied last.
+    """
+
+    table_name: str | None = None
+    metrics_namespace: str = DEFAULT_NAMESPACE
+    service_name: str = DEFAULT_SERVICE
+    breaker_defaults: Mapping[str, str] = field(default_factory=dict)
+    breaker_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def require_table(self) -> str:
+        """Return the table name, or raise when ``RESILIENCE_TABLE`` was not set.
+
+        Returns
+        -------
+        str
+            The table name.
+
+        Raises
+        ------
+        ConfigurationError
+            No table is configured.
+        """
+        if not self.table_name:
+            raise ConfigurationError(f"{TABLE_ENV} is not set: the breaker store needs a DynamoDB table")
+        return self.table_name
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> ResilienceSettings:
+    """Read the library's settings from the environment; the only place that reads ``os.environ``.
+
+    Parameters
+    ----------
+    environ : Mapping[str, str] | None
+        The variables to read; ``os.environ`` when omitted.
+
+    Returns
+    -------
+    ResilienceSettings
+        The settings.
+
+    Raises
+    ------
+    ConfigurationError
+        ``RESILIENCE_BREAKER_OVERRIDES`` is not a JSON object of objects, or a field is unknown.
+    """
+    env = os.environ if environ is None else environ
+    field_names = {f.name for f in dataclasses.fields(BreakerConfig)}
+    defaults: dict[str, str] = {}
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and key != OVERRIDES_ENV:
+            name = key[len(ENV_PREFIX) :].lower()
+            if name not in field_names:
+                raise ConfigurationError(f"{key}: unknown breaker setting {name!r}")
+            defaults[name] = value
+    overrides: dict[str, Mapping[str, Any]] = {}
+    raw = env.get(OVERRIDES_ENV, "").strip()
+    if raw:
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{OVERRIDES_ENV} is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict) or not all(isinstance(v, dict) for v in parsed.values()):
+            raise ConfigurationError(f"{OVERRIDES_ENV} must map breaker names to objects of settings")
+        overrides = {str(name): dict(values) for name, values in parsed.items()}
+    BreakerConfig().with_overrides(defaults)  # fail at start-up, not on first use
+    for values in overrides.values():
+        BreakerConfig().with_overrides(values)
+    return ResilienceSettings(
+        table_name=env.get(TABLE_ENV) or None,
+        metrics_namespace=env.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE,
+        service_name=env.get(SERVICE_ENV) or DEFAULT_SERVICE,
+        breaker_defaults=defaults,
+        breaker_overrides=overrides,
+    )
