@@ -7,7 +7,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+_CONNECT_SECONDS, _READ_SECONDS, _ATTEMPTS = 2, 5, 3
+_CONFIG = Config(
+    connect_timeout=_CONNECT_SECONDS,
+    read_timeout=_READ_SECONDS,
+    retries={"mode": "standard", "max_attempts": _ATTEMPTS},
+)
+# The longest one AWS call may take with these settings (every attempt timing out).
+SLOWEST_CALL_SECONDS = float((_CONNECT_SECONDS + _READ_SECONDS) * _ATTEMPTS)
 _PROBE_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 1})
 
 

@@ -58,10 +58,12 @@ class Deliverer:
         providers: Mapping[Channel, Provider],
         *,
         max_receive_count: int,
+        slowest_call_seconds: float = 10.0,
     ) -> None:
         self._store = store
         self._providers = providers
         self._max_receive_count = max_receive_count
+        self.slowest_call_seconds = slowest_call_seconds  # the longest one provider call may take
 
     def deliver(self, message: QueueMessage, *, owner: str, receive_count: int, lease_seconds: float) -> DeliveryResult:
         """One delivery attempt; the lease must outlast the provider call (the invocation's remaining time)."""

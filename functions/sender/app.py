@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from pydantic import ValidationError
 
+from notifications import aws
 from notifications.delivery import Deliverer, DeliveryResult, Outcome
 from notifications.models import Channel, QueueMessage
 from notifications.observability import logger, metrics, with_lambda_context
@@ -60,6 +61,7 @@ def build_deliverer(settings: SenderSettings, *, dynamodb: Any = None, ses: Any 
         StatusStore(settings.notifications_table, client=dynamodb),
         providers,
         max_receive_count=settings.max_receive_count,
+        slowest_call_seconds=max(settings.webhook_timeout_seconds, aws.SLOWEST_CALL_SECONDS),
     )
 
 
@@ -70,7 +72,14 @@ def handle_record(record: SQSRecord, context: LambdaContext, deliverer: Delivere
         # Not a message Herald wrote: keep it, so after the retries it rests in the DLQ for inspection.
         logger.error("malformed queue message", extra={"message_id": record.message_id, "errors": error.error_count()})
         raise KeepMessage("malformed queue message") from error
-    lease_seconds = max(context.get_remaining_time_in_millis() / 1000 - _LEASE_MARGIN_SECONDS, 1.0)
+    remaining = context.get_remaining_time_in_millis() / 1000
+    if remaining < deliverer.slowest_call_seconds + _LEASE_MARGIN_SECONDS:
+        # Too little time left for one more provider call: report the message failed (unclaimed, no
+        # attempt counted) rather than be stopped mid-call by Lambda's timeout, which would fail the
+        # whole batch, successes included. It comes back after its visibility timeout.
+        logger.info("invocation nearly out of time; message left for later", extra={"message_id": record.message_id})
+        raise KeepMessage("invocation out of time")
+    lease_seconds = max(remaining - _LEASE_MARGIN_SECONDS, 1.0)
     result = deliverer.deliver(
         message,
         owner=f"{context.aws_request_id}/{record.message_id}",

@@ -43,6 +43,7 @@ class Herald:
     api: Callable[[dict[str, Any]], dict[str, Any]]
     api_as_deployed: Callable[[dict[str, Any]], dict[str, Any]]  # the template's settings, as in AWS
     sender: Callable[[dict[str, Any]], dict[str, Any]]
+    sender_with_time_left: Callable[[dict[str, Any], float], dict[str, Any]]
     session: boto3.Session
 
     def queue_url(self, logical_id: str) -> str:
@@ -87,6 +88,7 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             api=lambda event: handle(event, context("api", 10), api_deps),
             api_as_deployed=lambda event: handle(event, context("api", 10), deployed_api_deps),
             sender=lambda event: handle_batch(event, context("sender", 60), deliverer),
+            sender_with_time_left=lambda event, seconds: handle_batch(event, context("sender", seconds), deliverer),
             session=session,
         )
 

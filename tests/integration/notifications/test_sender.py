@@ -169,3 +169,18 @@ def test_an_email_goes_through_ses_tagged_with_the_notification_id(herald: Heral
     sent = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
     assert len(sent) == 1
     assert sent[0].destinations["ToAddresses"] == ["ada@example.com"]
+
+
+def test_records_left_when_time_runs_short_are_handed_back_untouched(herald: Herald, receiver: WebhookReceiver) -> None:
+    # Given: two notifications and an invocation with less time left than one provider call may take
+    first = accept(herald, webhook(receiver))
+    second = accept(herald, webhook(receiver))
+    batch = events.sqs_batch([events.queue_message(first), events.queue_message(second)])
+
+    # When
+    response = herald.sender_with_time_left(batch, 20.0)
+
+    # Then: both come back for a later invocation, nothing was called and no attempt was counted
+    assert failures(response) == [record["messageId"] for record in batch["Records"]]
+    assert receiver.received == []
+    assert status(herald, first)["attempts"] == status(herald, second)["attempts"] == 0
