@@ -30,7 +30,13 @@ class SerialisedDynamoDB:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             with self._lock:
-                return list(self._app(environ, start_response))  # the whole response inside the lock
+                result = self._app(environ, start_response)
+                try:
+                    return [b"".join(result)]  # the whole response inside the lock
+                finally:
+                    close = getattr(result, "close", None)  # WSGI: the server must close what it got
+                    if close is not None:
+                        close()
         return self._app(environ, start_response)
 
 
