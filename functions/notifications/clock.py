@@ -1,20 +1,12 @@
-"""The clock, injected wherever time matters so tests never sleep."""
+"""Time in the domain: the injectable clock is the resilience library's; timestamps are RFC 3339."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
-from typing import Protocol
 
+from resilience.clock import Clock, system_clock
 
-class Clock(Protocol):
-    def __call__(self) -> float:
-        """Seconds since the epoch."""
-        ...
-
-
-def system_clock() -> float:
-    return time.time()
+__all__ = ["Clock", "iso", "system_clock"]
 
 
 def iso(epoch_seconds: float) -> str:

@@ -7,13 +7,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from notifications.errors import DeliveryError
+from notifications.models import Channel
 from notifications.observability import logger
 from notifications.store import ClaimRefusal
+from resilience import degradation
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from notifications.models import Channel, NotificationRecord, QueueMessage
+    from notifications.models import NotificationRecord, QueueMessage
     from notifications.providers import Provider
     from notifications.store import StatusStore
 
@@ -42,13 +44,13 @@ class DeliveryResult:
 def choose_channel(record: NotificationRecord, providers: Mapping[Channel, Provider]) -> Channel | None:
     """The channel to try now: the first of the primary and its fallbacks that has a provider.
 
-    This is the one place the choice is made; the delivery engine will add breaker state and the
-    degradation mode here.
+    The one place the choice is made, through the resilience library's degradation rule; the delivery
+    engine will add breaker state to `available` and turn a deferral into "queue for later".
     """
-    for channel in [record.channel, *record.fallback_channels]:
-        if channel in providers:
-            return channel
-    return None
+    decision = degradation.choose_channel(
+        record.channel, record.fallback_channels, available=lambda channel: channel in providers
+    )
+    return None if decision.channel is None else Channel(decision.channel)
 
 
 class Deliverer:
