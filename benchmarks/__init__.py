@@ -4,8 +4,6 @@ Importing the package puts the Lambda code (``functions/`` and the resilience la
 where Lambda would find it, so each benchmark imports it as the functions do.
 """
 
-import sys
+from local.functions import add_code_paths
 
-from local.functions import CODE_PATHS
-
-sys.path[:0] = [str(path) for path in CODE_PATHS if str(path) not in sys.path]
+add_code_paths()

@@ -23,18 +23,14 @@ import argparse
 import multiprocessing
 import os
 import random
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LAYER_PATH = str(REPO_ROOT / "layers" / "resilience")
 HERALD = "herald"
 PEER = "powertools"
 PEER_TABLE = "powertools-circuit-breaker"
@@ -321,8 +317,6 @@ def main(argv: list[str] | None = None) -> int:
             QUICK["failure_rates"],
         )
     rates = [float(r) for r in args.failure_rates.split(",") if r.strip()]
-    sys.path.insert(0, LAYER_PATH)  # spawned environments inherit the parent's sys.path
-    sys.path.insert(0, str(REPO_ROOT))
 
     from local.moto_server import MotoServer, aws_environment, free_port
 

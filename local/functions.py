@@ -95,11 +95,14 @@ class LocalFunction:
             return response
 
 
+def add_code_paths() -> None:
+    """Put the function code and the layer first on ``sys.path``, where Lambda would find them."""
+    sys.path[:0] = [str(path) for path in CODE_PATHS if str(path) not in sys.path]
+
+
 def import_handler(handler_path: str) -> Handler:
     """Import ``api.app.lambda_handler`` from the function code (``functions/``, the layer on ``sys.path``)."""
-    for path in reversed(CODE_PATHS):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+    add_code_paths()
     module_name, _, attribute = handler_path.rpartition(".")
     if not module_name:
         raise ValueError(f"handler {handler_path!r} must be <module>.<function>")

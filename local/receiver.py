@@ -16,7 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from local.functions import CODE_PATHS
+from local.functions import add_code_paths
 from local.moto_server import LOOPBACK
 from local.template import load_sam_template
 
@@ -27,7 +27,7 @@ def default_secret() -> str:
 
 
 def make_handler(secret: str, status: int) -> type[BaseHTTPRequestHandler]:
-    sys.path[:0] = [str(path) for path in CODE_PATHS if str(path) not in sys.path]
+    add_code_paths()
     signing = importlib.import_module("notifications.signing")  # the same code the sender signs with
 
     class Handler(BaseHTTPRequestHandler):
