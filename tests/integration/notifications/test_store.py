@@ -11,40 +11,19 @@ import pytest
 from local.moto_server import MotoServer, free_port
 from local.provision import provision
 from local.template import Stack
-from notifications.models import Channel, NotificationRecord, Priority, Recipient, Status
+from notifications.models import Channel, NotificationRecord, Status
 from notifications.store import AlreadyExists, ClaimRefusal, StatusStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from tests.integration.notifications.conftest import Herald
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
+from tests.support.records import make_record
 
 
 def record(notification_id: str = "n-1", **overrides: Any) -> NotificationRecord:
-    fields: dict[str, Any] = {
-        "id": notification_id,
-        "status": Status.QUEUED,
-        "channel": Channel.WEBHOOK,
-        "recipient": Recipient(webhook_url="https://hooks.example.com/x"),
-        "body": "hello",
-        "data": {"ratio": 0.25, "nested": [1, 2.5]},
-        "priority": Priority.NORMAL,
-        "fingerprint": "f",
-        "queue": "standard",
-        "created_at": "2026-11-29T03:00:00.000Z",
-        "updated_at": "2026-11-29T03:00:00.000Z",
-        "expires_at": 1_900_000_000,
-    }
-    fields.update(overrides)
-    return NotificationRecord(**fields)
+    return make_record(id=notification_id, data={"ratio": 0.25, "nested": [1, 2.5]}, **overrides)
 
 
 @pytest.fixture

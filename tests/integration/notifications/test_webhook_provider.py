@@ -11,8 +11,9 @@ import pytest
 
 from local.moto_server import free_port
 from notifications.errors import DeliveryError
-from notifications.models import Channel, NotificationRecord, Priority, Recipient, Status
+from notifications.models import NotificationRecord, Recipient
 from notifications.providers.webhook import WebhookProvider
+from tests.support.records import make_record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,19 +22,7 @@ SECRET = "whsec_aGVyYWxkLWxvY2FsLWRldmVsb3BtZW50LXNlY3JldA=="
 
 
 def record(url: str) -> NotificationRecord:
-    return NotificationRecord(
-        id="n-1",
-        status=Status.QUEUED,
-        channel=Channel.WEBHOOK,
-        recipient=Recipient(webhook_url=url),
-        body="hello",
-        priority=Priority.NORMAL,
-        fingerprint="f",
-        queue="standard",
-        created_at="2026-11-29T03:00:00.000Z",
-        updated_at="2026-11-29T03:00:00.000Z",
-        expires_at=1_900_000_000,
-    )
+    return make_record(recipient=Recipient(webhook_url=url))
 
 
 @pytest.fixture

@@ -5,25 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from notifications.delivery import choose_channel
-from notifications.models import Channel, NotificationRecord, Priority, Recipient, Status
+from notifications.models import Channel, NotificationRecord, Recipient
+from tests.support.records import make_record
 
 
 def record(channel: Channel, fallbacks: list[Channel]) -> NotificationRecord:
-    return NotificationRecord(
-        id="n-1",
-        status=Status.QUEUED,
-        channel=channel,
-        fallback_channels=fallbacks,
-        recipient=Recipient(email="ada@example.com", phone="+447700900123", webhook_url="https://hooks.example.com/x"),
-        subject="s",
-        body="b",
-        priority=Priority.NORMAL,
-        fingerprint="f",
-        queue="standard",
-        created_at="2026-11-29T03:00:00.000Z",
-        updated_at="2026-11-29T03:00:00.000Z",
-        expires_at=1_900_000_000,
-    )
+    every_address = Recipient(email="ada@example.com", phone="+447700900123", webhook_url="https://hooks.example.com/x")
+    return make_record(channel=channel, fallback_channels=fallbacks, recipient=every_address, subject="s")
 
 
 PROVIDER: Any = object()

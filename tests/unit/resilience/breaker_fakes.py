@@ -10,21 +10,6 @@ from resilience import BreakerConfig
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-START = 1_700_000_000.0  # a fixed epoch second, aligned to every bucket width used here
-
-
-@dataclass
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 @dataclass
 class RecordingMetrics:

@@ -7,9 +7,10 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from breaker_fakes import SMALL, FakeClock, RecordingMetrics
+from breaker_fakes import SMALL, RecordingMetrics
 
 from resilience import BreakerRegistry, CircuitBreaker, InMemoryBreakerStore, ResilienceSettings
+from tests.support.clock import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

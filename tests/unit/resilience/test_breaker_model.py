@@ -11,7 +11,6 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from breaker_fakes import FakeClock
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ from resilience import (
     PermanentError,
     TransientError,
 )
+from tests.support.clock import FakeClock
 
 CONFIG = BreakerConfig(
     window_seconds=10,

@@ -20,7 +20,9 @@ from resilience import (
 from resilience.observability import METRIC_SUCCESS
 
 if TYPE_CHECKING:
-    from breaker_fakes import FakeClock, RecordingMetrics
+    from breaker_fakes import RecordingMetrics
+
+    from tests.support.clock import FakeClock
 
 
 def test_get_returns_one_breaker_per_name(registry: BreakerRegistry) -> None:

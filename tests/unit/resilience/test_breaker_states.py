@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
-from breaker_fakes import START, FakeClock, RecordingMetrics
 
 from resilience import (
     BreakerState,
@@ -27,8 +26,11 @@ from resilience.observability import (
     METRIC_STORE_ERROR,
     METRIC_SUCCESS,
 )
+from tests.support.clock import START, FakeClock
 
 if TYPE_CHECKING:
+    from breaker_fakes import RecordingMetrics
+
     from resilience.breaker.circuit import Transition
 
 MakeBreaker = Callable[..., CircuitBreaker]
