@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from local import REPO_ROOT
 from local.lambda_context import LambdaContext
 from local.logs import get_logger
-from local.template import REPO_ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -10,13 +10,16 @@ import copy
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from local import REPO_ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 LOCAL_ACCOUNT_ID = "123456789012"
 
