@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.breaker_odds
 	$(BIN)/python -m benchmarks.breaker
+	$(BIN)/python -m benchmarks.sender_concurrency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

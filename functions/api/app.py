@@ -51,7 +51,15 @@ def default_dependencies() -> Dependencies:
     return build_dependencies(load_settings(ApiSettings))
 
 
-def build_dependencies(settings: ApiSettings, *, dynamodb: Any = None, sqs: Any = None) -> Dependencies:
+def build_dependencies(
+    settings: ApiSettings,
+    *,
+    dynamodb: Any = None,
+    sqs: Any = None,
+    probe_dynamodb: Any = None,
+    probe_sqs: Any = None,
+) -> Dependencies:
+    """Everything the routes use; clients default to real ones (the probe's fail fast)."""
     store = StatusStore(settings.notifications_table, client=dynamodb)
     urls = QueueUrls(
         priority=settings.priority_queue_url, standard=settings.standard_queue_url, batch=settings.batch_queue_url
@@ -70,6 +78,8 @@ def build_dependencies(settings: ApiSettings, *, dynamodb: Any = None, sqs: Any 
             "retry": settings.retry_queue_url,
             "dead_letter": settings.dead_letter_queue_url,
         },
+        dynamodb=probe_dynamodb,
+        sqs=probe_sqs,
     )
     return Dependencies(settings, NotificationAcceptor(store, Enqueuer(urls, client=sqs), policy), store, probe)
 

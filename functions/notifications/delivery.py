@@ -1,23 +1,78 @@
-"""Delivering one queued notification: claim it, call the provider for its channel, record the outcome."""
+"""The delivery engine: one queued notification, from claim to its next status, with no AWS in sight.
+
+For each message the `Deliverer`:
+
+1. claims the status record (a conditional, leased update); a terminal record means a duplicate
+   message, dropped; a leased one is being delivered elsewhere, retried later;
+2. holds back what the degradation mode does not admit (DEGRADED: `low`; CRITICAL: all but
+   `critical`) by deferring it;
+3. picks the first channel, primary then fallbacks, with a provider whose circuit breaker permits a
+   call (`resilience.choose_channel`), and takes a permit;
+4. calls the provider within the time the invocation has left, and records the outcome on the
+   permit: `notifications.failures.delivery_classifier` judges any exception, once, for the breaker
+   and for the notification alike;
+5. writes the outcome (one conditional write by the lease holder) and tells the sender what to do
+   with the message:
+
+=====================================  ===========================================================
+What happened                          Status, and the message
+=====================================  ===========================================================
+provider accepted                      `sent`; deleted
+permanent failure                      `failed`; deleted
+transient failure, breaker closed      `queued` (attempt in history); visible again after a
+                                       full-jitter backoff from its receive count, or the
+                                       provider's Retry-After if longer
+transient failure on the last receive  `dead_lettered`; SQS moves it to the DLQ at once
+no channel can be tried now            `deferred` with the reason and `next_attempt_at`; a new
+                                       copy waits on the retry queue until the breaker lets a
+                                       call through (<= 900 s); uses up no receive
+deferred past the horizon (24 h)       `dead_lettered`; copied to the DLQ, then deleted
+anything unexpected                    as a transient failure: retried, then `dead_lettered`
+=====================================  ===========================================================
+"""
 
 from __future__ import annotations
 
+import math
+import random as _random
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from notifications.errors import DeliveryError
+from notifications.errors import DeliveryError, ServiceUnavailable
 from notifications.models import Channel
 from notifications.observability import logger
 from notifications.store import ClaimRefusal
-from resilience import degradation
+from resilience import (
+    QUEUE_BACKOFF,
+    BreakerState,
+    CircuitOpenError,
+    ErrorClass,
+    RetryPolicy,
+    choose_channel,
+    retry_after_of,
+    system_clock,
+    visibility_timeout,
+)
+from resilience.degradation import SQS_MAX_DELAY_SECONDS
+from resilience.mode import Mode, admits
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from notifications.models import NotificationRecord, QueueMessage
     from notifications.providers import Provider
     from notifications.store import StatusStore
+    from resilience import BreakerRegistry, CircuitBreaker, Clock, Permit
+    from resilience.clock import Random
+
+# Kept back from the lease for the status write after the provider call.
+WRITE_MARGIN_SECONDS = 1.0
+# The shortest provider call worth starting.
+MIN_CALL_SECONDS = 0.5
+# How soon a notification deferred by a half-open breaker (every probe permit out) looks again.
+HALF_OPEN_RECHECK_SECONDS = 5.0
 
 
 class Outcome(StrEnum):
@@ -25,8 +80,10 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # already terminal: a second copy of the message; drop it
     UNKNOWN = "unknown"  # no such record (never accepted); drop it
     FAILED = "failed"  # permanent failure; not retried
-    RETRY = "retry"  # transient failure or in delivery elsewhere; SQS delivers it again
+    RETRY = "retry"  # transient failure, or in delivery elsewhere; SQS hands it out again after a backoff
+    DEFERRED = "deferred"  # no channel now: a copy waits on the retry queue; this message is done
     DEAD_LETTERED = "dead_lettered"  # transient failure on the last receive; SQS moves it to the DLQ
+    EXPIRED = "expired"  # deferred past the horizon: copied to the DLQ; this message is done
 
     @property
     def keeps_message(self) -> bool:
@@ -38,89 +95,367 @@ class Outcome(StrEnum):
 class DeliveryResult:
     outcome: Outcome
     detail: str = ""
-    retry_after_seconds: float | None = None
+    visibility_seconds: int | None = None  # for a kept message: when SQS should hand it out again
 
 
-def choose_channel(record: NotificationRecord, providers: Mapping[Channel, Provider]) -> Channel | None:
-    """The channel to try now: the first of the primary and its fallbacks that has a provider.
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """The engine's tunables (the sender's settings fill them in).
 
-    The one place the choice is made, through the resilience library's degradation rule; the delivery
-    engine will add breaker state to `available` and turn a deferral into "queue for later".
+    Parameters
+    ----------
+    max_receive_count : int
+        The queues' `maxReceiveCount`: the receive on which a transient failure dead-letters.
+    backoff : RetryPolicy
+        Visibility backoff after a transient failure (full jitter; 5 s doubling, capped at 900 s).
+    deferral_horizon_seconds : float
+        Age of a notification after which it is no longer deferred but dead-lettered (24 h).
+    degraded_defer_seconds : int
+        How long a notification the degradation mode holds back waits before it is looked at again.
+    call_timeout_seconds : float
+        The longest one provider call may take (less when the invocation has less time left).
     """
-    decision = degradation.choose_channel(
-        record.channel, record.fallback_channels, available=lambda channel: channel in providers
-    )
-    return None if decision.channel is None else Channel(decision.channel)
+
+    max_receive_count: int
+    backoff: RetryPolicy = QUEUE_BACKOFF
+    deferral_horizon_seconds: float = 24 * 3600.0
+    degraded_defer_seconds: int = 60
+    call_timeout_seconds: float = 10.0
+
+
+class DeliveryQueue(Protocol):
+    """What the engine asks of the queues (`notifications.queues.DeliveryQueues` in AWS)."""
+
+    def defer(self, message: QueueMessage, delay_seconds: int) -> None:
+        """Put a copy of the message on the retry queue, delivered after `delay_seconds` (<= 900)."""
+        ...
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Put a copy of the message on the dead-letter queue."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One claimed message being delivered."""
+
+    record: NotificationRecord
+    message: QueueMessage
+    owner: str
+    receive_count: int
+    lease_until: float  # the claim's lease: every write must land before it
+
+
+@dataclass(frozen=True)
+class _Call:
+    channel: Channel
+    provider: Provider
+    permit: Permit
+    breaker: CircuitBreaker
+    passed_over: tuple[str, ...]  # why earlier channels were not used (plain words)
+
+
+@dataclass(frozen=True)
+class _Wait:
+    reason: str
+    delay_seconds: int
 
 
 class Deliverer:
+    """Delivers queued notifications through their providers' circuit breakers.
+
+    Parameters
+    ----------
+    store : StatusStore
+        Status records (claim and conditional outcome writes).
+    providers : Mapping[Channel, Sequence[Provider]]
+        Each channel's providers, in the order they are tried.
+    breakers : BreakerRegistry
+        This execution environment's breakers; the caller flushes them once per batch.
+    queues : DeliveryQueue
+        Where deferred and expired notifications go.
+    policy : DeliveryPolicy
+        Backoff, horizon and timeouts.
+    mode : Callable[[], Mode]
+        The current degradation mode (NORMAL when none is stored).
+    clock, random
+        Injected time and randomness (jitter).
+    """
+
     def __init__(
         self,
         store: StatusStore,
-        providers: Mapping[Channel, Provider],
+        providers: Mapping[Channel, Sequence[Provider]],
+        breakers: BreakerRegistry,
+        queues: DeliveryQueue,
+        policy: DeliveryPolicy,
         *,
-        max_receive_count: int,
-        slowest_call_seconds: float = 10.0,
+        mode: Callable[[], Mode] = lambda: Mode.NORMAL,
+        clock: Clock = system_clock,
+        random: Random = _random.random,
     ) -> None:
         self._store = store
-        self._providers = providers
-        self._max_receive_count = max_receive_count
-        self.slowest_call_seconds = slowest_call_seconds  # the longest one provider call may take
+        self._providers = {channel: tuple(found) for channel, found in providers.items() if found}
+        self.breakers = breakers
+        self._queues = queues
+        self.policy = policy
+        self._mode = mode
+        self._clock = clock
+        self._random = random
 
+    @property
+    def slowest_call_seconds(self) -> float:
+        """The longest one provider call may take: an invocation with less time left starts none."""
+        return self.policy.call_timeout_seconds
+
+    # ------------------------------------------------------------------ one message
     def deliver(self, message: QueueMessage, *, owner: str, receive_count: int, lease_seconds: float) -> DeliveryResult:
         """One delivery attempt; the lease must outlast the provider call (the invocation's remaining time)."""
-        claim = self._store.claim(message.id, owner, lease_seconds)
+        try:
+            claim = self._store.claim(message.id, owner, lease_seconds)
+        except ServiceUnavailable as error:
+            logger.warning("status store unavailable; message kept", extra={"notification_id": message.id})
+            return DeliveryResult(Outcome.RETRY, error.message, self._backoff(receive_count, None))
         if not claim.granted:
-            return self._refused(message.id, claim.refusal)
+            return self._refused(message.id, claim.refusal, receive_count)
         record = claim.record
         assert record is not None  # a granted claim always carries the record
-        log = {"notification_id": record.id, "attempt": record.attempts, "receive_count": receive_count}
-
-        channel = choose_channel(record, self._providers)
-        if channel is None:
-            error = "no provider is configured for any of the notification's channels"
-            self._store.mark_failed(record.id, owner, error)
-            logger.error("notification failed", extra={**log, "reason": error})
-            return DeliveryResult(Outcome.FAILED, error)
-
-        provider = self._providers[channel]
+        attempt = _Attempt(record, message, owner, receive_count, self._clock() + lease_seconds)
         try:
-            receipt = provider.send(record)
-        except DeliveryError as failure:
-            return self._failed(record, owner, failure, receive_count, log | {"provider": provider.name})
+            return self._deliver_claimed(attempt)
+        except Exception as error:  # noqa: BLE001 - every path out must leave the record consistent
+            return self._unexpected(attempt, error)
 
+    def _deliver_claimed(self, attempt: _Attempt) -> DeliveryResult:
+        record, owner = attempt.record, attempt.owner
+        mode = self._mode()
+        if not admits(mode, record.priority.value):
+            reason = f"service mode {mode}: {record.priority.value}-priority notifications wait"
+            return self._wait(attempt, _Wait(reason, self.policy.degraded_defer_seconds))
+        if not any(channel in self._providers for channel in _channels(record)):
+            error = "no provider is configured for any of the notification's channels"
+            self._store.mark_failed(record, owner, error)
+            logger.error("notification failed", extra={"notification_id": record.id, "reason": error})
+            return DeliveryResult(Outcome.FAILED, error)
+        route = self._route(record)
+        if isinstance(route, _Wait):
+            return self._wait(attempt, route)
+        return self._call(attempt, route)
+
+    # ------------------------------------------------------------------ choosing a channel and provider
+    def _route(self, record: NotificationRecord) -> _Call | _Wait:
+        """The first channel (primary, then fallbacks) with a provider whose breaker gives a permit, or a wait."""
+        refused: set[str] = set()
+        for _ in range(3):  # a permit lost to a race (another environment took the last probe): choose again
+            decision = choose_channel(
+                record.channel.value,
+                [channel.value for channel in record.fallback_channels],
+                available=lambda name: self._usable(record, Channel(name), refused) is not None,
+                retry_in=lambda name: self._retry_in(record, Channel(name)),
+            )
+            if decision.channel is None:
+                assert decision.defer_seconds is not None  # a deferral always carries a delay
+                return _Wait(self._unavailable_reason(record), decision.defer_seconds)
+            channel = Channel(decision.channel)
+            provider = self._usable(record, channel, refused)
+            assert provider is not None  # choose_channel picked a channel that had one
+            breaker = self.breakers.get(provider.breaker_name(record))
+            try:
+                permit = breaker.allow()
+            except CircuitOpenError:
+                refused.add(breaker.name)
+                continue
+            passed_over = tuple(self._why_not(record, c) for c in _channels(record)[: _channels(record).index(channel)])
+            return _Call(channel, provider, permit, breaker, passed_over)
+        return _Wait(self._unavailable_reason(record), 1)
+
+    def _usable(self, record: NotificationRecord, channel: Channel, refused: set[str]) -> Provider | None:
+        for provider in self._providers.get(channel, ()):
+            name = provider.breaker_name(record)
+            if name not in refused and self.breakers.get(name).permits_call():
+                return provider
+        return None
+
+    def _retry_in(self, record: NotificationRecord, channel: Channel) -> float | None:
+        waits: list[float] = []
+        for provider in self._providers_of(channel):
+            breaker = self.breakers.get(provider.breaker_name(record))
+            wait = breaker.seconds_until_permitted()
+            if wait is None:
+                continue  # only an operator can reopen it
+            if breaker.state is BreakerState.HALF_OPEN:
+                # Every probe permit is out; the probes usually finish in a call's time and close the
+                # breaker, long before their leases would expire: look again soon.
+                wait = min(wait, HALF_OPEN_RECHECK_SECONDS)
+            waits.append(wait)
+        return min(waits) if waits else None
+
+    def _providers_of(self, channel: Channel) -> tuple[Provider, ...]:
+        return self._providers.get(channel, ())
+
+    def _why_not(self, record: NotificationRecord, channel: Channel) -> str:
+        providers = self._providers_of(channel)
+        if not providers:
+            return f"{channel} has no provider configured"
+        states = ", ".join(
+            f"{p.breaker_name(record)} {self.breakers.get(p.breaker_name(record)).state}" for p in providers
+        )
+        what = "webhook endpoint" if channel is Channel.WEBHOOK else f"{channel} provider"
+        return f"{what} unavailable ({states})"
+
+    def _unavailable_reason(self, record: NotificationRecord) -> str:
+        return "; ".join(self._why_not(record, channel) for channel in _channels(record))
+
+    # ------------------------------------------------------------------ calling the provider
+    def _call(self, attempt: _Attempt, route: _Call) -> DeliveryResult:
+        record, owner = attempt.record, attempt.owner
+        provider, permit = route.provider, route.permit
+        log = {
+            "notification_id": record.id,
+            "attempt": record.attempts,
+            "receive_count": attempt.receive_count,
+            "channel": route.channel,
+            "provider": provider.name,
+            "breaker": route.breaker.name,
+        }
+        timeout = min(self.policy.call_timeout_seconds, attempt.lease_until - self._clock() - WRITE_MARGIN_SECONDS)
+        if timeout < MIN_CALL_SECONDS:
+            permit.record_ignored()
+            self._store.release(record, owner)
+            return DeliveryResult(Outcome.RETRY, "no time left for a provider call", 1)
+        started = self._clock()
+        try:
+            receipt = provider.send(record, timeout=timeout)
+        except Exception as error:  # noqa: BLE001 - judged by the classifier, whatever it is
+            verdict = permit.record_failure(error, self._clock() - started)
+            if not isinstance(error, DeliveryError):
+                logger.warning(
+                    "provider raised an unexpected exception", extra=log | {"error_type": type(error).__name__}
+                )
+            return self._failed(attempt, route, error, verdict)
+        permit.record_success(self._clock() - started)
+        reason = f"delivered by {receipt.provider} via {route.channel}"
+        if route.passed_over:
+            reason += f" (fallback: {'; '.join(route.passed_over)})"
         if not self._store.mark_sent(
-            record.id, owner, channel=channel, provider=receipt.provider, provider_message_id=receipt.message_id
+            record,
+            owner,
+            channel=route.channel,
+            provider=receipt.provider,
+            provider_message_id=receipt.message_id,
+            reason=reason,
         ):
             # The lease ran out while the provider call was in flight and another sender claimed it;
             # the provider got the notification id, so a second copy can be traced and dropped there.
-            logger.warning("delivered after losing the lease", extra=log | {"provider": receipt.provider})
-        logger.info("notification sent", extra=log | {"channel": channel, "provider": receipt.provider})
+            logger.warning("delivered after losing the lease", extra=log)
+        logger.info("notification sent", extra=log | {"fallback": bool(route.passed_over)})
         return DeliveryResult(Outcome.SENT)
 
-    def _failed(
-        self, record: NotificationRecord, owner: str, failure: DeliveryError, receive_count: int, log: dict[str, object]
-    ) -> DeliveryResult:
-        if failure.permanent:
-            self._store.mark_failed(record.id, owner, failure.message)
-            logger.warning("notification failed permanently", extra=log | {"reason": failure.message})
-            return DeliveryResult(Outcome.FAILED, failure.message)
-        if receive_count >= self._max_receive_count:
-            self._store.mark_dead_lettered(record.id, owner, failure.message)
-            logger.error("retries exhausted; dead-lettering", extra=log | {"reason": failure.message})
-            return DeliveryResult(Outcome.DEAD_LETTERED, failure.message)
-        self._store.record_retry(record.id, owner, failure.message)
-        logger.warning("delivery attempt failed; will retry", extra=log | {"reason": failure.message})
-        return DeliveryResult(Outcome.RETRY, failure.message, failure.retry_after_seconds)
+    def _failed(self, attempt: _Attempt, route: _Call, error: Exception, verdict: ErrorClass) -> DeliveryResult:
+        record, owner = attempt.record, attempt.owner
+        log = {"notification_id": record.id, "provider": route.provider.name, "breaker": route.breaker.name}
+        text = _describe(error)
+        if verdict is ErrorClass.PERMANENT:
+            self._store.mark_failed(record, owner, text, provider=route.provider.name)
+            logger.warning("notification failed permanently", extra=log | {"reason": text})
+            return DeliveryResult(Outcome.FAILED, text)
+        if verdict is ErrorClass.TRANSIENT and not route.breaker.permits_call():
+            # This failure (or the fleet's) opened the breaker: retrying in seconds would only be
+            # refused, so queue for later now, without using up a receive.
+            reason = f"{self._unavailable_reason(record)} after: {text}"
+            wait = self._route(record)
+            if isinstance(wait, _Call):  # a fallback channel is open: take it now
+                return self._call(attempt, wait)
+            return self._wait(attempt, _Wait(reason, wait.delay_seconds), attempted=text)
+        retry_after = retry_after_of(error, self._clock())
+        return self._transient(attempt, text, retry_after=retry_after, provider=route.provider.name)
 
-    @staticmethod
-    def _refused(notification_id: str, refusal: ClaimRefusal | None) -> DeliveryResult:
+    def _transient(
+        self, attempt: _Attempt, text: str, *, retry_after: float | None = None, provider: str | None = None
+    ) -> DeliveryResult:
+        record, owner, receive_count = attempt.record, attempt.owner, attempt.receive_count
+        log = {"notification_id": record.id, "receive_count": receive_count, "reason": text}
+        if receive_count >= self.policy.max_receive_count:
+            reason = f"retries exhausted after {receive_count} receives: {text}"
+            self._store.mark_dead_lettered(record, owner, text, reason=reason)
+            logger.error("retries exhausted; dead-lettering", extra=log)
+            return DeliveryResult(Outcome.DEAD_LETTERED, text, 0)
+        visibility = self._backoff(receive_count, retry_after)
+        self._store.record_retry(record, owner, text, next_attempt_at=self._clock() + visibility, provider=provider)
+        logger.warning("delivery attempt failed; will retry", extra=log | {"retry_in_seconds": visibility})
+        return DeliveryResult(Outcome.RETRY, text, visibility)
+
+    def _backoff(self, receive_count: int, retry_after: float | None) -> int:
+        return visibility_timeout(receive_count, self.policy.backoff, retry_after=retry_after, random=self._random)
+
+    # ------------------------------------------------------------------ queue for later
+    def _wait(self, attempt: _Attempt, wait: _Wait, *, attempted: str | None = None) -> DeliveryResult:
+        record, message, owner = attempt.record, attempt.message, attempt.owner
+        now = self._clock()
+        log = {"notification_id": record.id, "reason": wait.reason}
+        age = now - _epoch(record.created_at)
+        if age >= self.policy.deferral_horizon_seconds:
+            hours = self.policy.deferral_horizon_seconds / 3600
+            reason = f"{wait.reason}; gave up after {hours:g} h without a channel"
+            self._queues.dead_letter(message, reason)
+            self._store.mark_dead_lettered(record, owner, attempted or wait.reason, reason=reason)
+            logger.error("deferred past the horizon; dead-lettered", extra=log)
+            return DeliveryResult(Outcome.EXPIRED, reason)
+        delay = self._jittered(wait.delay_seconds)
+        try:
+            self._queues.defer(message, delay)
+        except ServiceUnavailable:
+            # The retry queue refused: keep this message instead, visible again after the same delay.
+            self._store.release(record, owner)
+            logger.warning("retry queue unavailable; message kept for later", extra=log)
+            return DeliveryResult(Outcome.RETRY, wait.reason, delay)
+        self._store.defer(record, owner, wait.reason, next_attempt_at=now + delay, error=attempted)
+        logger.info("no channel available; queued for later", extra=log | {"delay_seconds": delay})
+        return DeliveryResult(Outcome.DEFERRED, wait.reason)
+
+    def _jittered(self, seconds: int) -> int:
+        """Up to 10 % (at least 1 s) later, so deferred messages do not all come back in one instant."""
+        spread = max(1.0, seconds * 0.1)
+        return min(max(math.ceil(seconds + self._random() * spread), 1), SQS_MAX_DELAY_SECONDS)
+
+    # ------------------------------------------------------------------ the rest
+    def _unexpected(self, attempt: _Attempt, error: Exception) -> DeliveryResult:
+        """An exception nobody expected after the claim: a transient failure, so the record never stays claimed."""
+        record, receive_count = attempt.record, attempt.receive_count
+        text = f"internal error ({type(error).__name__})"
+        logger.exception(
+            "unexpected error while delivering",
+            extra={"notification_id": record.id, "error_type": type(error).__name__},
+        )
+        try:
+            return self._transient(attempt, text)
+        except Exception:  # noqa: BLE001 - the store is down too: the lease expires, SQS redelivers
+            logger.exception("could not record the unexpected error", extra={"notification_id": record.id})
+            last = receive_count >= self.policy.max_receive_count
+            return DeliveryResult(Outcome.DEAD_LETTERED if last else Outcome.RETRY, text, 0 if last else None)
+
+    def _refused(self, notification_id: str, refusal: ClaimRefusal | None, receive_count: int) -> DeliveryResult:
         log = {"notification_id": notification_id, "refusal": refusal}
         if refusal is ClaimRefusal.TERMINAL:
             logger.info("duplicate message for a finished notification; dropped", extra=log)
             return DeliveryResult(Outcome.DUPLICATE)
         if refusal is ClaimRefusal.LEASED:
             logger.info("notification is being delivered elsewhere; retry later", extra=log)
-            return DeliveryResult(Outcome.RETRY, "in delivery elsewhere")
+            return DeliveryResult(Outcome.RETRY, "in delivery elsewhere", self._backoff(receive_count, None))
         logger.warning("message for an unknown notification; dropped", extra=log)
         return DeliveryResult(Outcome.UNKNOWN)
+
+
+def _channels(record: NotificationRecord) -> list[Channel]:
+    return list(dict.fromkeys([record.channel, *record.fallback_channels]))
+
+
+def _describe(error: Exception) -> str:
+    """The notification's `error` text: our own message, or only the type of anything else (no details leak)."""
+    if isinstance(error, DeliveryError):
+        return error.message
+    return f"provider call failed ({type(error).__name__})"
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

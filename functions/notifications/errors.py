@@ -55,24 +55,49 @@ class ServiceUnavailable(HeraldError):
 
 
 class DeliveryError(HeraldError):
-    """A provider could not deliver.
+    """A provider could not deliver one notification.
 
-    `permanent` failures (invalid recipient, rejected content) are not retried; the others are, after
-    `retry_after_seconds` when the provider said so.
+    Providers describe what happened (the HTTP status, the provider's error code, its ``Retry-After``);
+    they never decide whether it is worth retrying. That verdict is the classifier's, in one place:
+    `notifications.failures.delivery_classifier`, which extends the resilience library's
+    `default_classifier` (5xx, 408, 425 and 429 transient; other 4xx permanent; no status: transient).
+
+    Parameters
+    ----------
+    message : str
+        What failed, in plain words, with no personal data; it becomes the notification's `error`.
+    status_code : int | None
+        The HTTP status the provider answered, if it answered.
+    retry_after : float | None
+        Seconds the provider asked us to wait (its ``Retry-After``), if it said.
+    provider_code : str | None
+        The provider's own error code (for example SES's ``MessageRejected``).
     """
 
     code = "delivery_error"
 
-    def __init__(self, message: str, *, permanent: bool, retry_after_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        provider_code: str | None = None,
+    ) -> None:
         super().__init__(message)
-        self.permanent = permanent
-        self.retry_after_seconds = retry_after_seconds
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.provider_code = provider_code
 
 
-class TargetRefused(DeliveryError):
+class UndeliverableError(DeliveryError):
+    """Nothing about the provider: this notification itself can never be delivered this way
+    (no address for the channel, a refused webhook target). Permanent."""
+
+    code = "undeliverable"
+
+
+class TargetRefused(UndeliverableError):
     """A webhook target resolves to an address Herald must not call (SSRF guard)."""
 
     code = "target_refused"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, permanent=True)

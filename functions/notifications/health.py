@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws
+from resilience.mode import Mode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-
-class Mode(StrEnum):
-    NORMAL = "NORMAL"
-    PARTIAL = "PARTIAL"
-    DEGRADED = "DEGRADED"
-    CRITICAL = "CRITICAL"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ from pydantic import (
     model_validator,
 )
 
+from notifications.errors import UndeliverableError
+from notifications.ssrf import webhook_origin
+
 
 class Channel(StrEnum):
     EMAIL = "email"
@@ -79,6 +82,10 @@ def _https_or_http_url(value: str) -> str:
         raise ValueError("must be an absolute https URL")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials")
+    try:
+        webhook_origin(value)  # the port and host name a call could use: one rule with the sender's
+    except UndeliverableError as error:
+        raise ValueError(error.message.removeprefix("webhook URL ")) from None
     return value
 
 
@@ -180,6 +187,8 @@ class NotificationRecord(BaseModel):
     provider: str | None = None
     provider_message_id: str | None = None
     error: str | None = None
+    reason: str | None = None  # plain words: why the notification is in its current status
+    next_attempt_at: str | None = None  # when a queued or deferred notification is tried again
     created_at: str
     updated_at: str
     history: list[HistoryEntry] = Field(default_factory=list)
@@ -231,6 +240,8 @@ class NotificationView(BaseModel):
     created_at: str
     updated_at: str
     error: str | None
+    reason: str | None
+    next_attempt_at: str | None
     metadata: dict[str, str]
     history: list[HistoryEntry]
 

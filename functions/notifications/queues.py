@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws
 from notifications.errors import ServiceUnavailable
 from notifications.models import Priority, QueueMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,55 @@ class Enqueuer:
         except (ClientError, BotoCoreError) as error:
             raise ServiceUnavailable(f"queue unavailable ({type(error).__name__})") from error
         return str(response["MessageId"])
+
+
+def queue_name_of(url_or_arn: str) -> str:
+    """The queue's name: the last segment of its URL (`.../123456789012/name`) or ARN (`...:name`)."""
+    return url_or_arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+class DeliveryQueues:
+    """What the sender does to queues besides consuming them: backoff, "queue for later", dead-lettering.
+
+    Parameters
+    ----------
+    queue_urls : Iterable[str]
+        Every queue the sender consumes (to find a record's queue URL from its event source ARN).
+    retry_url : str
+        The retry queue, where deferred notifications wait (SQS `DelaySeconds`, at most 900 s).
+    dead_letter_url : str
+        The dead-letter queue, for a notification whose deferrals ran past the horizon.
+    """
+
+    def __init__(self, queue_urls: Iterable[str], retry_url: str, dead_letter_url: str, client: Any = None) -> None:
+        self._by_name = {queue_name_of(url): url for url in [*queue_urls, retry_url]}
+        self._retry_url = retry_url
+        self._dead_letter_url = dead_letter_url
+        self._client = client or aws.client("sqs")
+
+    def defer(self, message: QueueMessage, delay_seconds: int) -> None:
+        """Put a new copy of the message on the retry queue, invisible for `delay_seconds` (<= 900)."""
+        self._send(self._retry_url, message, DelaySeconds=min(max(delay_seconds, 0), 900))
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Put a copy of the message on the dead-letter queue, with the reason as an attribute."""
+        attributes = {"reason": {"DataType": "String", "StringValue": reason[:256]}}
+        self._send(self._dead_letter_url, message, MessageAttributes=attributes)
+
+    def retry_after(self, event_source_arn: str, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again after `seconds` (its backoff); 0 = at once."""
+        url = self._by_name.get(queue_name_of(event_source_arn))
+        if url is None:
+            raise ServiceUnavailable(f"not a queue of this function: {queue_name_of(event_source_arn)}")
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise ServiceUnavailable(f"queue unavailable ({type(error).__name__})") from error
+
+    def _send(self, url: str, message: QueueMessage, **extra: Any) -> None:
+        try:
+            self._client.send_message(QueueUrl=url, MessageBody=message.model_dump_json(), **extra)
+        except (ClientError, BotoCoreError) as error:
+            raise ServiceUnavailable(f"queue unavailable ({type(error).__name__})") from error

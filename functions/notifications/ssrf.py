@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
-from notifications.errors import TargetRefused
+from notifications.errors import TargetRefused, UndeliverableError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+DEFAULT_PORTS = {"https": 443, "http": 80}
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}")  # one label of an IDNA-encoded, lower-cased host name
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -78,3 +82,55 @@ def _literal_is_private(host: str) -> bool:
         return is_private(host)
     except ValueError:
         return False
+
+
+class Origin(NamedTuple):
+    """Where a webhook URL points: scheme, canonical host (lower-case IDNA name or IP address) and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def webhook_origin(url: str) -> Origin:
+    """The origin a webhook URL calls, with the default port filled in.
+
+    Raises
+    ------
+    UndeliverableError
+        The URL can never be called: not http(s), no host, a port outside 1-65535, or a host name that is
+        not one (a label longer than 63 bytes, a character no DNS name holds).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced "[" around an IPv6 address, for one
+        raise UndeliverableError("webhook URL is not valid") from None
+    default_port = DEFAULT_PORTS.get(parts.scheme)
+    if default_port is None:
+        raise UndeliverableError("webhook URL must be http or https")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise UndeliverableError("webhook URL has a port outside 1-65535")
+    return Origin(parts.scheme, _canonical_host(parts.hostname or ""), port or default_port)
+
+
+def _canonical_host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    name = host.removesuffix(".")
+    try:
+        encoded = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        encoded = ""
+    if len(encoded) > 253 or not all(_LABEL.fullmatch(label) for label in encoded.split(".")):
+        raise UndeliverableError("webhook URL has an invalid host name")
+    return encoded

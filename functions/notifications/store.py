@@ -26,6 +26,7 @@ from notifications.models import PENDING_STATUSES, Channel, HistoryEntry, Notifi
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+MAX_HISTORY = 30  # entries kept per record: a notification deferred for a day stays a small item
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -167,9 +168,11 @@ class StatusStore:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":
-                raise
+                raise _unavailable(error) from error
             item = error.response.get("Item")
             if not item:
                 return Claim(record=None, refusal=ClaimRefusal.MISSING)
@@ -179,107 +182,142 @@ class StatusStore:
         return Claim(record=from_item(response["Attributes"]))
 
     def mark_sent(
-        self, notification_id: str, owner: str, *, channel: Channel, provider: str, provider_message_id: str | None
+        self,
+        record: NotificationRecord,
+        owner: str,
+        *,
+        channel: Channel,
+        provider: str,
+        provider_message_id: str | None,
+        reason: str,
     ) -> bool:
         """Record a delivery the provider accepted; False if our lease was lost meanwhile."""
-        values: dict[str, Any] = {
-            ":channel": {"S": channel.value},
-            ":provider": {"S": provider},
-        }
-        assignments = "channel_used = :channel, provider = :provider"
+        fields: dict[str, Any] = {"channel_used": channel.value, "provider": provider, "reason": reason}
         if provider_message_id:
-            values[":provider_message_id"] = {"S": provider_message_id}
-            assignments += ", provider_message_id = :provider_message_id"
-        return self._finish(
-            notification_id,
-            owner,
-            Status.SENT,
-            f"accepted by {provider} via {channel.value}",
-            assignments=assignments,
-            values=values,
-            remove_error=True,
-        )
+            fields["provider_message_id"] = provider_message_id
+        return self._write_owned(record, owner, Status.SENT, reason, fields=fields, remove=("error", "next_attempt_at"))
 
-    def mark_failed(self, notification_id: str, owner: str, error: str) -> bool:
+    def mark_failed(self, record: NotificationRecord, owner: str, error: str, *, provider: str | None = None) -> bool:
         """A permanent failure: not retried."""
-        return self._finish(notification_id, owner, Status.FAILED, error, error=error)
+        fields: dict[str, Any] = {"error": error, "reason": f"failed permanently: {error}"}
+        if provider:
+            fields["provider"] = provider
+        return self._write_owned(record, owner, Status.FAILED, error, fields=fields, remove=("next_attempt_at",))
 
-    def mark_dead_lettered(self, notification_id: str, owner: str, error: str) -> bool:
-        """Retries are exhausted; the message goes to the dead-letter queue and can be redriven from there."""
-        return self._finish(notification_id, owner, Status.DEAD_LETTERED, error, error=error)
-
-    def record_retry(self, notification_id: str, owner: str, error: str) -> bool:
-        """A transient failure: keep the record pending, release the lease, note the attempt in history."""
-        now = self._clock()
-        entry = HistoryEntry(status=Status.QUEUED, at=iso(now), detail=f"attempt failed, will retry: {error}")
-        return self._update_owned(
-            notification_id,
+    def mark_dead_lettered(self, record: NotificationRecord, owner: str, error: str, *, reason: str) -> bool:
+        """Retries (or deferrals) are exhausted; the message rests in the dead-letter queue, redrivable."""
+        return self._write_owned(
+            record,
             owner,
-            update="SET #error = :error, updated_at = :at, history = list_append(history, :entry), "
-            "version = version + :one REMOVE lease_owner, lease_until",
-            values={
-                ":error": {"S": error},
-                ":at": {"S": iso(now)},
-                ":entry": _serializer.serialize([entry.model_dump(mode="json", exclude_none=True)]),
-            },
+            Status.DEAD_LETTERED,
+            reason,
+            fields={"error": error, "reason": reason},
+            remove=("next_attempt_at",),
         )
+
+    def record_retry(
+        self, record: NotificationRecord, owner: str, error: str, *, next_attempt_at: float, provider: str | None
+    ) -> bool:
+        """A transient failure: back to `queued` with the attempt in history; the lease is released."""
+        detail = f"attempt {record.attempts} failed, will retry: {error}"
+        fields: dict[str, Any] = {
+            "error": error,
+            "reason": f"retrying after a transient failure: {error}",
+            "next_attempt_at": iso(next_attempt_at),
+        }
+        if provider:
+            fields["provider"] = provider
+        return self._write_owned(record, owner, Status.QUEUED, detail, fields=fields)
+
+    def defer(
+        self, record: NotificationRecord, owner: str, reason: str, *, next_attempt_at: float, error: str | None = None
+    ) -> bool:
+        """ "Queue for later": no channel can be tried now.
+
+        `error` is the failure of an attempt made before the breaker opened; without one nothing was
+        tried, and the claim's attempt is given back.
+        """
+        detail = f"{reason}; next attempt at {iso(next_attempt_at)}"
+        fields = {"reason": reason, "next_attempt_at": iso(next_attempt_at)}
+        if error is not None:
+            fields["error"] = error
+        return self._write_owned(
+            record, owner, Status.DEFERRED, detail, fields=fields, attempts_delta=0 if error else -1
+        )
+
+    def release(self, record: NotificationRecord, owner: str) -> bool:
+        """Give the lease back untouched (nothing was tried): the claim's attempt is not counted."""
+        return self._write_owned(record, owner, None, None, fields={}, attempts_delta=-1)
 
     # ------------------------------------------------------------------ helpers
-    def _finish(
+    def _write_owned(
         self,
-        notification_id: str,
+        record: NotificationRecord,
         owner: str,
-        status: Status,
-        detail: str,
+        status: Status | None,
+        detail: str | None,
         *,
-        error: str | None = None,
-        assignments: str | None = None,
-        values: dict[str, Any] | None = None,
-        remove_error: bool = False,
+        fields: Mapping[str, Any],
+        remove: tuple[str, ...] = (),
+        attempts_delta: int = 0,
     ) -> bool:
+        """One conditional write by the lease holder: new status, history entry, fields; the lease released."""
         now = self._clock()
-        entry = HistoryEntry(status=status, at=iso(now), detail=detail)
-        sets = ["#status = :status", "updated_at = :at", "history = list_append(history, :entry)"]
-        sets.append("version = version + :one")
-        all_values: dict[str, Any] = {
-            ":status": {"S": status.value},
-            ":at": {"S": iso(now)},
-            ":entry": _serializer.serialize([entry.model_dump(mode="json", exclude_none=True)]),
-            **(values or {}),
-        }
-        if assignments:
-            sets.append(assignments)
-        if error is not None:
-            sets.append("#error = :error")
-            all_values[":error"] = {"S": error}
-        removals = ["lease_owner", "lease_until"] + (["#error"] if remove_error else [])
-        update = f"SET {', '.join(sets)} REMOVE {', '.join(removals)}"
-        return self._update_owned(notification_id, owner, update=update, values=all_values, status=True)
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        sets: list[str] = []
 
-    def _update_owned(
-        self, notification_id: str, owner: str, *, update: str, values: dict[str, Any], status: bool = False
-    ) -> bool:
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": {"id": {"S": notification_id}},
-            "UpdateExpression": update,
-            # Race prevented: a sender whose lease expired (it was too slow) overwriting the outcome
-            # of the sender that claimed the notification after it.
-            "ConditionExpression": "lease_owner = :owner",
-            "ExpressionAttributeValues": {**values, ":owner": {"S": owner}, ":one": {"N": "1"}},
-        }
-        names = {"#error": "error"} if "#error" in update else {}
-        if status:
-            names["#status"] = "status"
-        if names:
-            request["ExpressionAttributeNames"] = names
+        def assign(attribute: str, value: Any) -> None:
+            index = len(names)
+            names[f"#a{index}"] = attribute
+            values[f":v{index}"] = _serializer.serialize(value)
+            sets.append(f"#a{index} = :v{index}")
+
+        assign("updated_at", iso(now))
+        if status is not None:
+            entry = HistoryEntry(status=status, at=iso(now), detail=detail)
+            history = bounded_history([*record.history, entry])
+            assign("status", status.value)
+            assign("history", [item.model_dump(mode="json", exclude_none=True) for item in history])
+        for attribute, value in fields.items():
+            assign(attribute, value)
+        names["#version"] = "version"
+        update = f"SET {', '.join(sets)}, #version = #version + :one"
+        if attempts_delta:
+            names["#attempts"] = "attempts"
+            update += ", #attempts = #attempts + :attempts"
+            values[":attempts"] = {"N": str(attempts_delta)}
+        removals = ["lease_owner", "lease_until"]
+        for attribute in remove:
+            names[f"#r{len(removals)}"] = attribute
+            removals.append(f"#r{len(removals)}")
+        update += f" REMOVE {', '.join(removals)}"
         try:
-            self._client.update_item(**request)
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": record.id}},
+                UpdateExpression=update,
+                # Race prevented: a sender whose lease expired (it was too slow) overwriting the outcome
+                # of the sender that claimed the notification after it. Only the lease holder writes,
+                # which is also why the history can be rewritten whole from the claimed copy.
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":owner": {"S": owner}, ":one": {"N": "1"}},
+            )
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
                 return False
-            raise
+            raise _unavailable(error) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
         return True
+
+
+def bounded_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The first entry (`accepted`) and the newest ones, at most `MAX_HISTORY` in all."""
+    if len(history) <= MAX_HISTORY:
+        return history
+    return [history[0], *history[-(MAX_HISTORY - 1) :]]
 
 
 def _code(error: ClientError) -> str:

@@ -1,22 +1,31 @@
-"""Sender Lambda: SQS batch -> one delivery per record -> partial batch response."""
+"""Sender Lambda: SQS batch -> concurrent deliveries through circuit breakers -> partial batch response."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from pydantic import ValidationError
 
 from notifications import aws
-from notifications.delivery import Deliverer, DeliveryResult, Outcome
+from notifications.delivery import Deliverer, DeliveryPolicy, DeliveryResult, Outcome
+from notifications.errors import ServiceUnavailable
+from notifications.failures import delivery_classifier
 from notifications.models import Channel, QueueMessage
 from notifications.observability import logger, metrics, with_lambda_context
 from notifications.providers.ses import SesEmailProvider
 from notifications.providers.webhook import WebhookProvider
+from notifications.queues import DeliveryQueues
 from notifications.settings import load_settings
 from notifications.store import StatusStore
+from resilience import BreakerRegistry, Jitter, RetryPolicy, system_clock
+from resilience import load_settings as load_resilience_settings
+from resilience.mode import ModeReader
+from sender.batch import ConcurrentBatchProcessor
 from sender.settings import SenderSettings
 
 if TYPE_CHECKING:
@@ -24,16 +33,21 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from notifications.providers import Provider
+    from resilience import Clock
 
 # Time kept back from the invocation's remaining time when sizing a delivery lease.
 _LEASE_MARGIN_SECONDS = 5.0
+# A message left for the next invocation (this one is nearly out of time) comes back after this.
+_OUT_OF_TIME_VISIBILITY_SECONDS = 2
 _METRIC_BY_OUTCOME = {
     Outcome.SENT: "NotificationSent",
     Outcome.DUPLICATE: "DuplicateDropped",
     Outcome.UNKNOWN: "UnknownDropped",
     Outcome.FAILED: "NotificationFailed",
     Outcome.RETRY: "DeliveryRetried",
+    Outcome.DEFERRED: "NotificationDeferred",
     Outcome.DEAD_LETTERED: "NotificationDeadLettered",
+    Outcome.EXPIRED: "NotificationDeadLettered",
 }
 
 
@@ -41,31 +55,84 @@ class KeepMessage(Exception):
     """Raised for a record whose message must stay on the queue (reported as a batch item failure)."""
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Everything one execution environment needs to deliver: built once, shared by every invocation."""
+
+    deliverer: Deliverer
+    queues: DeliveryQueues
+    concurrency: int
+
+
 @cache
-def default_deliverer() -> Deliverer:
-    """Built once per execution environment: settings, clients and providers."""
-    return build_deliverer(load_settings(SenderSettings))
+def default_sender() -> Sender:
+    """Built once per execution environment: settings, clients, providers and breakers."""
+    return build_sender(load_settings(SenderSettings))
 
 
-def build_deliverer(settings: SenderSettings, *, dynamodb: Any = None, ses: Any = None) -> Deliverer:
-    providers: dict[Channel, Provider] = {}
-    if Channel.EMAIL in settings.enabled_channels:
-        providers[Channel.EMAIL] = SesEmailProvider(settings.email_from, client=ses)
-    if Channel.WEBHOOK in settings.enabled_channels:
-        providers[Channel.WEBHOOK] = WebhookProvider(
-            settings.webhook_signing_secret.get_secret_value(),
-            allow_private_targets=settings.webhook_allow_private_targets,
-            timeout_seconds=settings.webhook_timeout_seconds,
-        )
-    return Deliverer(
-        StatusStore(settings.notifications_table, client=dynamodb),
-        providers,
-        max_receive_count=settings.max_receive_count,
-        slowest_call_seconds=max(settings.webhook_timeout_seconds, aws.SLOWEST_CALL_SECONDS),
+def build_sender(
+    settings: SenderSettings,
+    *,
+    dynamodb: Any = None,
+    ses: Any = None,
+    sqs: Any = None,
+    breakers: BreakerRegistry | None = None,
+    providers: dict[Channel, list[Provider]] | None = None,
+    clock: Clock = system_clock,
+) -> Sender:
+    dynamodb = dynamodb or aws.client("dynamodb")
+    # The library reads its own tunables (RESILIENCE_BREAKER_*); the table is the sender's setting.
+    resilience = dataclasses.replace(load_resilience_settings(), table_name=settings.resilience_table)
+    registry = breakers or BreakerRegistry(
+        settings=resilience, client=dynamodb, classifier=delivery_classifier, clock=clock
     )
+    queues = DeliveryQueues(
+        [settings.priority_queue_url, settings.standard_queue_url, settings.batch_queue_url],
+        settings.retry_queue_url,
+        settings.dead_letter_queue_url,
+        client=sqs,
+    )
+    policy = DeliveryPolicy(
+        max_receive_count=settings.max_receive_count,
+        backoff=RetryPolicy(
+            base_seconds=settings.retry_base_seconds,
+            cap_seconds=settings.retry_max_seconds,
+            max_attempts=settings.max_receive_count,
+            jitter=Jitter.FULL,
+        ),
+        deferral_horizon_seconds=settings.deferral_horizon_seconds,
+        call_timeout_seconds=max(settings.webhook_timeout_seconds, aws.SLOWEST_CALL_SECONDS),
+    )
+    mode = ModeReader(settings.resilience_table, dynamodb, clock=clock, ttl_seconds=settings.mode_cache_seconds)
+    deliverer = Deliverer(
+        StatusStore(settings.notifications_table, client=dynamodb, clock=clock),
+        providers if providers is not None else default_providers(settings, ses=ses),
+        registry,
+        queues,
+        policy,
+        mode=mode.current,
+        clock=clock,
+    )
+    return Sender(deliverer=deliverer, queues=queues, concurrency=settings.delivery_concurrency)
 
 
-def handle_record(record: SQSRecord, context: LambdaContext, deliverer: Deliverer) -> DeliveryResult:
+def default_providers(settings: SenderSettings, *, ses: Any = None) -> dict[Channel, list[Provider]]:
+    """Each enabled channel's providers, in the order they are tried."""
+    providers: dict[Channel, list[Provider]] = {}
+    if Channel.EMAIL in settings.enabled_channels:
+        providers[Channel.EMAIL] = [SesEmailProvider(settings.email_from, client=ses)]
+    if Channel.WEBHOOK in settings.enabled_channels:
+        providers[Channel.WEBHOOK] = [
+            WebhookProvider(
+                settings.webhook_signing_secret.get_secret_value(),
+                allow_private_targets=settings.webhook_allow_private_targets,
+                timeout_seconds=settings.webhook_timeout_seconds,
+            )
+        ]
+    return providers
+
+
+def handle_record(record: SQSRecord, context: LambdaContext, sender: Sender) -> DeliveryResult:
     try:
         message = QueueMessage.model_validate_json(record.body)
     except ValidationError as error:
@@ -73,36 +140,51 @@ def handle_record(record: SQSRecord, context: LambdaContext, deliverer: Delivere
         logger.error("malformed queue message", extra={"message_id": record.message_id, "errors": error.error_count()})
         raise KeepMessage("malformed queue message") from error
     remaining = context.get_remaining_time_in_millis() / 1000
-    if remaining < deliverer.slowest_call_seconds + _LEASE_MARGIN_SECONDS:
+    if remaining < sender.deliverer.slowest_call_seconds + _LEASE_MARGIN_SECONDS:
         # Too little time left for one more provider call: report the message failed (unclaimed, no
         # attempt counted) rather than be stopped mid-call by Lambda's timeout, which would fail the
-        # whole batch, successes included. It comes back after its visibility timeout.
+        # whole batch, successes included. It comes back in a moment, for the next invocation.
         logger.info("invocation nearly out of time; message left for later", extra={"message_id": record.message_id})
+        _set_visibility(record, sender, _OUT_OF_TIME_VISIBILITY_SECONDS)
         raise KeepMessage("invocation out of time")
-    lease_seconds = max(remaining - _LEASE_MARGIN_SECONDS, 1.0)
-    result = deliverer.deliver(
+    result = sender.deliverer.deliver(
         message,
         owner=f"{context.aws_request_id}/{record.message_id}",
         receive_count=int(record.attributes.approximate_receive_count),
-        lease_seconds=lease_seconds,
+        lease_seconds=max(remaining - _LEASE_MARGIN_SECONDS, 1.0),
     )
     metrics.add_metric(name=_METRIC_BY_OUTCOME[result.outcome], unit=MetricUnit.Count, value=1)
     if result.outcome.keeps_message:
+        if result.visibility_seconds is not None:
+            _set_visibility(record, sender, result.visibility_seconds)
         raise KeepMessage(result.detail)
     return result
 
 
-def handle(event: dict[str, Any], context: LambdaContext, deliverer: Deliverer | None = None) -> dict[str, Any]:
+def _set_visibility(record: SQSRecord, sender: Sender, seconds: int) -> None:
+    """The message's backoff; if SQS refuses, it comes back after the queue's own visibility timeout."""
+    try:
+        sender.queues.retry_after(record.event_source_arn, record.receipt_handle, seconds)
+    except ServiceUnavailable as error:
+        logger.warning(
+            "could not set the message's backoff", extra={"message_id": record.message_id, "error": error.message}
+        )
+
+
+def handle(event: dict[str, Any], context: LambdaContext, sender: Sender | None = None) -> dict[str, Any]:
     """Process one SQS batch; only the records that must come back are reported as failures."""
-    chosen = deliverer or default_deliverer()
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    chosen = sender or default_sender()
+    processor = ConcurrentBatchProcessor(EventType.SQS, max_workers=chosen.concurrency)
 
     def record_handler(record: SQSRecord) -> DeliveryResult:
         return handle_record(record, context, chosen)
 
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        chosen.deliverer.breakers.flush()  # one write per breaker per batch, none while all is well
     return dict(response)
 
 

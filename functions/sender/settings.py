@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 from notifications.models import Channel
 from notifications.settings import channel_set
@@ -14,9 +14,30 @@ class SenderSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     notifications_table: str = Field(alias="NOTIFICATIONS_TABLE", min_length=1)
+    resilience_table: str = Field(alias="RESILIENCE_TABLE", min_length=1)
+    priority_queue_url: str = Field(alias="PRIORITY_QUEUE_URL", min_length=1)
+    standard_queue_url: str = Field(alias="STANDARD_QUEUE_URL", min_length=1)
+    batch_queue_url: str = Field(alias="BATCH_QUEUE_URL", min_length=1)
+    retry_queue_url: str = Field(alias="RETRY_QUEUE_URL", min_length=1)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
     enabled_channels: Annotated[frozenset[Channel], BeforeValidator(channel_set)] = Field(alias="ENABLED_CHANNELS")
     email_from: str = Field(alias="EMAIL_FROM", min_length=3)
     webhook_signing_secret: SecretStr = Field(alias="WEBHOOK_SIGNING_SECRET")
     webhook_allow_private_targets: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
     webhook_timeout_seconds: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=30)
+    # How many deliveries of one batch run at once.
+    delivery_concurrency: int = Field(default=10, alias="DELIVERY_CONCURRENCY", ge=1, le=100)
+    # Visibility backoff after a transient failure: full jitter under min(max, base * 2 ** (receive - 1)).
+    retry_base_seconds: float = Field(default=5.0, alias="RETRY_BASE_SECONDS", gt=0, le=900)
+    retry_max_seconds: float = Field(default=900.0, alias="RETRY_MAX_SECONDS", gt=0, le=43_200)
+    # Age after which a notification that still has no channel is dead-lettered instead of deferred again.
+    deferral_horizon_seconds: float = Field(default=86_400.0, alias="DEFERRAL_HORIZON_SECONDS", gt=0, le=345_600)
+    # How long the stored degradation mode is trusted before it is read again.
+    mode_cache_seconds: float = Field(default=10.0, alias="MODE_CACHE_SECONDS", ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _backoff_is_ordered(self) -> SenderSettings:
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("RETRY_MAX_SECONDS must not be below RETRY_BASE_SECONDS")
+        return self

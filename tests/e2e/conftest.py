@@ -27,6 +27,12 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 RESOURCE_PREFIX = "herald-e2e"
 REGION = "us-east-1"
+# Short waits, so an outage and its recovery play out in seconds; the delivery rules are the defaults'.
+E2E_ENVIRONMENT = {
+    "RESILIENCE_BREAKER_WAIT_OPEN_SECONDS": "3",
+    "RESILIENCE_BREAKER_CACHE_TTL_SECONDS": "1",
+    "HERALD_RETRY_BASE_SECONDS": "1",
+}
 
 
 @dataclass
@@ -104,6 +110,7 @@ def herald() -> Iterator[RunningHerald]:
         "HERALD_ADMIN_API_KEY": DEFAULT_ADMIN_API_KEY,
         "HERALD_RESOURCE_PREFIX": RESOURCE_PREFIX,
         "PYTHONUNBUFFERED": "1",
+        **E2E_ENVIRONMENT,
     }
     env.pop("AWS_ENDPOINT_URL", None)
     with tempfile.TemporaryDirectory(prefix="herald-e2e-") as directory:

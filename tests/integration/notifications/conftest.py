@@ -15,12 +15,14 @@ from api.app import build_dependencies, handle
 from api.settings import ApiSettings
 from local.functions import load_functions, merged_environment
 from local.lambda_context import LambdaContext
+from local.pollers import sqs_record
 from local.provision import provision
 from local.template import Stack
 from notifications.settings import load_settings
-from sender.app import build_deliverer
+from sender.app import build_sender
 from sender.app import handle as handle_batch
 from sender.settings import SenderSettings
+from tests.support.iam import AwsCallRecorder
 from tests.support.receiver import WebhookReceiver
 
 if TYPE_CHECKING:
@@ -45,17 +47,40 @@ class Herald:
     sender: Callable[[dict[str, Any]], dict[str, Any]]
     sender_with_time_left: Callable[[dict[str, Any], float], dict[str, Any]]
     session: boto3.Session
+    sender_calls: AwsCallRecorder  # every AWS request the sender's code made
+    api_calls: AwsCallRecorder  # every AWS request the API's code made (through `api`)
 
     def queue_url(self, logical_id: str) -> str:
         return self.stack.physical_ids[logical_id]
 
-    def receive_all(self, logical_id: str) -> list[dict[str, Any]]:
+    def receive_all(self, logical_id: str, *, visibility: int | None = None) -> list[dict[str, Any]]:
         sqs = self.session.client("sqs")
+        extra = {} if visibility is None else {"VisibilityTimeout": visibility}
         response = sqs.receive_message(
-            QueueUrl=self.queue_url(logical_id), MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+            QueueUrl=self.queue_url(logical_id),
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            **extra,
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
         return messages
+
+    def poll(self, logical_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What the event source mapping does once: receive from the queue, invoke the sender, delete the
+        records it did not report failed. Returns (event, response)."""
+        arn = self.stack.arns[logical_id]
+        messages = self.receive_all(logical_id)
+        if not messages:
+            return {"Records": []}, {"batchItemFailures": []}  # Lambda never invokes with an empty batch
+        event = {"Records": [sqs_record(message, arn, REGION) for message in messages]}
+        response = self.sender(event)
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        sqs = self.session.client("sqs")
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=self.queue_url(logical_id), ReceiptHandle=message["ReceiptHandle"])
+        return event, response
 
 
 def context(name: str, timeout: float) -> LambdaContext:
@@ -79,17 +104,34 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
         deployed = merged_environment(load_functions(stack))
         # As the local runtime does: webhooks may target the loopback receivers these tests start.
         env = {**deployed, "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
-        api_deps = build_dependencies(load_settings(ApiSettings, env))
+        api_calls = AwsCallRecorder(stack)
+        api_session = api_calls.attach(boto3.Session(region_name=REGION))
+        api_clients = {
+            "dynamodb": api_session.client("dynamodb"),
+            "sqs": api_session.client("sqs"),
+            "probe_dynamodb": api_session.client("dynamodb"),
+            "probe_sqs": api_session.client("sqs"),
+        }
+        api_deps = build_dependencies(load_settings(ApiSettings, env), **api_clients)
         deployed_api_deps = build_dependencies(load_settings(ApiSettings, deployed))
-        deliverer = build_deliverer(load_settings(SenderSettings, env))
+        sender_calls = AwsCallRecorder(stack)
+        sender_session = sender_calls.attach(boto3.Session(region_name=REGION))
+        sender = build_sender(
+            load_settings(SenderSettings, env),
+            dynamodb=sender_session.client("dynamodb"),
+            ses=sender_session.client("sesv2"),
+            sqs=sender_session.client("sqs"),
+        )
         yield Herald(
             stack=stack,
             env=env,
             api=lambda event: handle(event, context("api", 10), api_deps),
             api_as_deployed=lambda event: handle(event, context("api", 10), deployed_api_deps),
-            sender=lambda event: handle_batch(event, context("sender", 60), deliverer),
-            sender_with_time_left=lambda event, seconds: handle_batch(event, context("sender", seconds), deliverer),
+            sender=lambda event: handle_batch(event, context("sender", 60), sender),
+            sender_with_time_left=lambda event, seconds: handle_batch(event, context("sender", seconds), sender),
             session=session,
+            sender_calls=sender_calls,
+            api_calls=api_calls,
         )
 
 

@@ -11,8 +11,10 @@ import pytest
 from local.moto_server import MotoServer, free_port
 from local.provision import provision
 from local.template import Stack
-from notifications.models import Channel, NotificationRecord, Status
-from notifications.store import AlreadyExists, ClaimRefusal, StatusStore
+from notifications.clock import iso
+from notifications.models import Channel, HistoryEntry, NotificationRecord, Status
+from notifications.store import MAX_HISTORY, AlreadyExists, ClaimRefusal, StatusStore
+from tests.support.fakes import FakeStatusStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,21 +77,131 @@ def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_does_not(store: 
     assert while_leased.refusal is ClaimRefusal.LEASED
     assert after_expiry.granted and after_expiry.record is not None and after_expiry.record.attempts == 2
     # the first sender lost its lease: its outcome must not overwrite the second one's
-    assert not store.mark_sent("n-1", "sender-a", channel=Channel.WEBHOOK, provider="webhook", provider_message_id=None)
-    assert store.mark_sent("n-1", "sender-b", channel=Channel.WEBHOOK, provider="webhook", provider_message_id=None)
+    sent = {"channel": Channel.WEBHOOK, "provider": "webhook", "provider_message_id": None, "reason": "delivered"}
+    assert not store.mark_sent(first.record, "sender-a", **sent)
+    assert store.mark_sent(after_expiry.record, "sender-b", **sent)
 
 
 def test_terminal_and_missing_records_refuse_claims(store: StatusStore) -> None:
     # Given
     store.create(record())
-    store.claim("n-1", "a", lease_seconds=30)
-    store.mark_failed("n-1", "a", "invalid address")
+    claimed = store.claim("n-1", "a", lease_seconds=30).record
+    assert claimed is not None
+    store.mark_failed(claimed, "a", "invalid address")
 
     # When / Then
     assert store.claim("n-1", "b", lease_seconds=30).refusal is ClaimRefusal.TERMINAL
     assert store.claim("nope", "b", lease_seconds=30).refusal is ClaimRefusal.MISSING
     final = store.get("n-1")
     assert final is not None and final.status is Status.FAILED and final.error == "invalid address"
+
+
+@pytest.fixture(params=["dynamodb", "fake"])
+def either_store(request: pytest.FixtureRequest, clock: FakeClock) -> StatusStore | FakeStatusStore:
+    """The DynamoDB store and the unit tests' in-memory fake: both must keep one contract."""
+    if request.param == "fake":
+        return FakeStatusStore(clock)
+    herald: Herald = request.getfixturevalue("herald")
+    return StatusStore(herald.env["NOTIFICATIONS_TABLE"], client=herald.session.client("dynamodb"), clock=clock)
+
+
+def put(store: StatusStore | FakeStatusStore, new: NotificationRecord) -> None:
+    if isinstance(store, FakeStatusStore):
+        store.put(new)
+    else:
+        store.create(new)
+
+
+def stored(store: StatusStore | FakeStatusStore, notification_id: str) -> NotificationRecord:
+    found = store.get(notification_id)
+    assert found is not None
+    return found
+
+
+def test_a_deferral_gives_the_attempt_back_and_says_why_and_when(
+    either_store: StatusStore | FakeStatusStore, clock: FakeClock
+) -> None:
+    # Given
+    put(either_store, record())
+    claimed = either_store.claim("n-1", "a", lease_seconds=30).record
+    assert claimed is not None
+
+    # When
+    written = either_store.defer(claimed, "a", "webhook endpoint unavailable", next_attempt_at=clock() + 30)
+
+    # Then: deferred, not claimed any more, no attempt counted
+    after = stored(either_store, "n-1")
+    assert written
+    assert (after.status, after.attempts, after.reason) == (Status.DEFERRED, 0, "webhook endpoint unavailable")
+    assert after.next_attempt_at == iso(clock() + 30)
+    assert after.history[-1].status is Status.DEFERRED
+    assert either_store.claim("n-1", "b", lease_seconds=30).granted
+
+
+def test_a_retry_keeps_the_attempt_and_the_error_and_releases_the_lease(
+    either_store: StatusStore | FakeStatusStore, clock: FakeClock
+) -> None:
+    # Given
+    put(either_store, record())
+    claimed = either_store.claim("n-1", "a", lease_seconds=30).record
+    assert claimed is not None
+
+    # When
+    either_store.record_retry(
+        claimed, "a", "webhook answered HTTP 503", next_attempt_at=clock() + 3, provider="webhook"
+    )
+
+    # Then
+    after = stored(either_store, "n-1")
+    assert (after.status, after.attempts, after.error) == (Status.QUEUED, 1, "webhook answered HTTP 503")
+    assert after.next_attempt_at == iso(clock() + 3)
+    assert either_store.claim("n-1", "b", lease_seconds=30).granted
+
+
+def test_a_release_gives_the_record_back_untouched(either_store: StatusStore | FakeStatusStore) -> None:
+    # Given
+    put(either_store, record())
+    claimed = either_store.claim("n-1", "a", lease_seconds=30).record
+    assert claimed is not None
+
+    # When
+    either_store.release(claimed, "a")
+
+    # Then
+    after = stored(either_store, "n-1")
+    assert (after.status, after.attempts, len(after.history)) == (Status.QUEUED, 0, len(claimed.history))
+
+
+def test_only_the_lease_holder_writes_an_outcome(either_store: StatusStore | FakeStatusStore) -> None:
+    # Given
+    put(either_store, record())
+    claimed = either_store.claim("n-1", "a", lease_seconds=30).record
+    assert claimed is not None
+
+    # When / Then
+    assert not either_store.mark_dead_lettered(claimed, "intruder", "boom", reason="retries exhausted")
+    assert either_store.mark_dead_lettered(claimed, "a", "boom", reason="retries exhausted")
+    after = stored(either_store, "n-1")
+    assert (after.status, after.error, after.reason) == (Status.DEAD_LETTERED, "boom", "retries exhausted")
+
+
+def test_history_is_bounded_to_the_first_entry_and_the_newest(
+    either_store: StatusStore | FakeStatusStore, clock: FakeClock
+) -> None:
+    # Given
+    put(either_store, record(history=[HistoryEntry(status=Status.QUEUED, at=iso(clock()), detail="accepted")]))
+
+    # When: deferred again and again
+    for round_ in range(MAX_HISTORY + 5):
+        claimed = either_store.claim("n-1", f"s{round_}", lease_seconds=30).record
+        assert claimed is not None
+        either_store.defer(claimed, f"s{round_}", f"round {round_}", next_attempt_at=clock() + 1)
+
+    # Then
+    history = stored(either_store, "n-1").history
+    assert len(history) == MAX_HISTORY
+    assert history[0].detail == "accepted"
+    assert history[-1].detail is not None and history[-1].detail.startswith(f"round {MAX_HISTORY + 4}")
 
 
 @pytest.fixture(scope="module")

@@ -78,3 +78,23 @@ def test_data_larger_than_the_limit_is_refused() -> None:
     # When / Then
     with pytest.raises(ValidationError, match="at most 65536 bytes"):
         NotificationRequest.model_validate(body)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("https://h:99999/x", "port outside 1-65535"),
+        ("https://h:0/x", "port outside 1-65535"),
+        (f"https://{'a' * 64}.example.com/x", "invalid host name"),
+        ("https://exa mple.com/x", "invalid host name"),
+    ],
+)
+def test_a_webhook_url_that_could_never_be_called_is_refused_at_the_edge(url: str, fragment: str) -> None:
+    # When
+    with pytest.raises(ValidationError) as refused:
+        NotificationRequest.model_validate({"channel": "webhook", "recipient": {"webhook_url": url}, "body": "b"})
+
+    # Then: the same rule the sender uses to name the destination's breaker, as a 422 the caller can read
+    [error] = refused.value.errors()
+    assert error["loc"] == ("recipient", "webhook_url")
+    assert fragment in error["msg"]
