@@ -14,6 +14,7 @@ and measures when traffic flows again in every environment.
 Run::
 
     .venv/bin/python -m benchmarks.breaker                      # the full run (about 6 minutes)
+    .venv/bin/python -m benchmarks.breaker --batch-size 1       # the same, a flush after every call
     .venv/bin/python -m benchmarks.breaker --quick              # a smoke run (about 1 minute)
 """
 
@@ -108,7 +109,8 @@ def _make_caller(scenario: Scenario, client: Any) -> tuple[Any, Any, Any]:
     from aws_lambda_powertools.utilities.circuit_breaker.persistence import CircuitBreakerDynamoDBPersistence
 
     persistence = CircuitBreakerDynamoDBPersistence(table_name=PEER_TABLE, boto3_client=client)
-    config = CircuitBreakerConfig(**{k: int(v) for k, v in scenario.overrides.items()})
+    peer_settings: dict[str, Any] = {k: int(v) for k, v in scenario.overrides.items()}
+    config = CircuitBreakerConfig(**peer_settings)
 
     @circuit_breaker(name=scenario.breaker_name, persistence_store=persistence, config=config)
     def peer_attempt(provider: Any) -> None:

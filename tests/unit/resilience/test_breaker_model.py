@@ -71,8 +71,8 @@ class Model:
                 total = [a + b for a, b in zip(total, counts, strict=True)]
         return total
 
-    def _trouble(self, now: float) -> dict[int, Counts]:
-        return {b: c for b, c in self.pending.items() if (c[1] or c[2]) and self._in_window(b, now)}
+    def _unwritten(self, now: float) -> dict[int, Counts]:
+        return {b: c for b, c in self.pending.items() if self._in_window(b, now)}
 
     def _judge(self, now: float) -> None:
         fleet = [a + b for a, b in zip(self._sum(self.fleet, now), self._sum(self.pending, now), strict=True)]
@@ -84,7 +84,7 @@ class Model:
         )
         by_local = local[0] >= self.config.local_minimum_calls and local[0] in (local[1], local[2])
         if by_rate or by_local:
-            self._merge(self._trouble(now))
+            self._merge(self._unwritten(now))
             self._open(now)
 
     def _merge(self, buckets: dict[int, Counts]) -> None:
@@ -142,8 +142,15 @@ class Model:
             self._judge(now)
 
     def flush(self, now: float) -> None:
-        self._merge(self._trouble(now))
-        self.pending = {}
+        # Pending outcomes are never dropped while in the window: written with trouble, successes
+        # included, or kept for a later write. When they are written does not change what one
+        # environment judges (fleet + pending), so the model writes them at the first trouble.
+        unwritten = self._unwritten(now)
+        if any(c[1] or c[2] for c in unwritten.values()):
+            self._merge(unwritten)
+            self.pending = {}
+        else:
+            self.pending = unwritten
         if self.state == "CLOSED":
             self._judge(now)
 

@@ -143,14 +143,17 @@ def test_bucket_expiry_at_the_window_edge(
     assert breaker.state is expected
 
 
-def test_fleet_window_adds_up_the_environments(make_breaker: MakeBreaker, store: InMemoryBreakerStore) -> None:
+def test_fleet_window_adds_up_the_environments(
+    make_breaker: MakeBreaker, store: InMemoryBreakerStore, clock: FakeClock
+) -> None:
     # Given two environments, each with 5 calls of which 3 failed: below minimum_calls=10 on its own
     first, second = make_breaker(), make_breaker()
     outcomes(first, "SSFFF")
     outcomes(second, "SSFFF")
     assert first.state is BreakerState.CLOSED and second.state is BreakerState.CLOSED
 
-    # When both flush at the end of their batch
+    # When both flush at the end of their batch, a cache lifetime (suspect_cache_ttl_seconds=1) after their read
+    clock.advance(1)
     first.flush()
     second.flush()
 
@@ -410,22 +413,25 @@ def test_a_healthy_path_writes_nothing_and_reads_once_per_cache_ttl(
     assert store.reads == 4
 
 
-def test_a_flush_writes_only_buckets_with_trouble_with_their_successes_in_one_update(
+def test_a_flush_with_trouble_writes_every_pending_bucket_with_its_successes_in_one_update(
     make_breaker: MakeBreaker, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
-    # Given one bucket with 3 successes and a failure, and a later bucket of 4 successes
+    # Given one bucket with 3 successes and a failure, and a later bucket of 4 successes, all within
+    # one cache lifetime (suspect_cache_ttl_seconds=1) of the environment's read
+    clock.advance(0.5)
     breaker = make_breaker()
     outcomes(breaker, "SSSF")
-    clock.advance(1)
+    clock.advance(0.6)
     outcomes(breaker, "SSSS")
 
-    # When the batch ends
+    # When the batch ends, a cache lifetime after the read
+    clock.advance(0.4)
     breaker.flush()
 
-    # Then one update carried the troubled bucket, successes included, and dropped the healthy one
+    # Then one update carried both buckets, the successes of the healthy one included
     assert store.writes == 1
     status = breaker.describe()
-    assert (status.calls_in_window, status.failures_in_window) == (4, 1)
+    assert (status.calls_in_window, status.failures_in_window) == (8, 1)
 
 
 def test_an_unreachable_store_fails_open_logs_and_counts(

@@ -12,9 +12,9 @@ def test_defaults_live_in_one_place_and_are_valid() -> None:
     config = BreakerConfig()
 
     # Then it holds the documented values
-    assert (config.window_seconds, config.minimum_calls, config.failure_rate_threshold) == (30, 50, 0.45)
+    assert (config.window_seconds, config.minimum_calls, config.failure_rate_threshold) == (30, 80, 0.43)
     assert (config.wait_open_seconds, config.half_open_permits, config.success_threshold) == (30, 3, 2)
-    assert (config.cache_ttl_seconds, config.suspect_cache_ttl_seconds, config.local_minimum_calls) == (5, 1, 5)
+    assert (config.cache_ttl_seconds, config.suspect_cache_ttl_seconds, config.local_minimum_calls) == (5, 0.5, 5)
 
 
 def test_the_wait_grows_per_consecutive_open_up_to_the_cap() -> None:

@@ -2,14 +2,20 @@
 
 How an environment decides
 --------------------------
-* Reads are cached: the breaker item is re-read after ``cache_ttl_seconds`` while all looks well,
+* Reads are cached: the breaker item is refreshed after ``cache_ttl_seconds`` while all looks well,
   after ``suspect_cache_ttl_seconds`` while this environment sees failures or the breaker is
   half-open. A healthy environment reads once per ``cache_ttl_seconds`` and writes nothing.
 * Outcomes go to an in-memory window: ``pending`` (not yet written) and ``local`` (this
-  environment's own recent outcomes). :meth:`CircuitBreaker.flush`, called once per batch, writes
-  the pending buckets that hold a failure or a slow call, with their successes, in one atomic
-  ``ADD`` and reads the fleet's counters back from the same request.
-* After every outcome the environment judges (a) the fleet window it last read plus its unflushed
+  environment's own recent outcomes). Pending outcomes are written, successes included, in one
+  atomic ``ADD`` that returns the fleet's counters: by a refresh that is due (instead of a read)
+  when they hold a failure or a slow call, or when the environment's previous write did (the
+  successes that follow trouble); and by :meth:`CircuitBreaker.flush`, called once per batch, when
+  they hold trouble and a refresh is due. So a suspect environment exchanges its window with the
+  fleet once per ``suspect_cache_ttl_seconds``, whatever its batch size, and what it has not
+  written yet is a span of time, not the successes after its last failure: the fleet's rate stays
+  unbiased. A flush or refresh with only quick successes pending (and no trouble just written)
+  writes nothing; pending buckets that leave the window are dropped, never written.
+* After every outcome the environment judges (a) the fleet window it last read plus its unwritten
   outcomes, against ``minimum_calls`` and the rate thresholds, and (b) its own window: at least
   ``local_minimum_calls`` calls that all failed (or were all slow) means a dead provider, and the
   breaker opens at once, without waiting for the fleet's counters.
@@ -386,6 +392,7 @@ class CircuitBreaker:
         self._attributes: dict[str, AttributeValue] = {}
         self._snapshot = BreakerRecord(name=name)
         self._read_at = -math.inf
+        self._wrote_trouble = False  # the last window write held a failure or a slow call
         self._failing_open = False  # the last store request failed: permit calls, retry the store soon
         self._local_only = False  # the snapshot holds a transition the store never received
         self._pending: dict[int, WindowCounts] = {}
@@ -438,13 +445,14 @@ class CircuitBreaker:
             return permit
 
     def permits_call(self) -> bool:
-        """Whether :meth:`allow` would hand out a permit now, without taking one (no write).
+        """Whether :meth:`allow` would hand out a permit now, without taking one.
 
         Returns
         -------
         bool
             ``True`` for CLOSED and DISABLED, for OPEN once its wait is over, for HALF_OPEN with a
-            free probe slot, and while failing open; ``False`` otherwise.
+            free probe slot, and while failing open; ``False`` otherwise. No probe slot is claimed;
+            a due refresh may read, or write the pending window, as :meth:`allow` would.
         """
         with self._lock:
             now = self._clock()
@@ -497,11 +505,13 @@ class CircuitBreaker:
         return wrapper
 
     def flush(self) -> None:
-        """Write the pending window (only buckets holding a failure or a slow call) and emit metrics.
+        """Write the pending window if it holds trouble and a refresh is due, judge it, emit metrics.
 
         Call once per batch (:meth:`BreakerRegistry.flush` does it for every breaker). At most one
-        ``UpdateItem``, none at all when every pending call succeeded quickly; a transition write
-        follows only when the fleet's counters, read back by the same request, trip the breaker.
+        ``UpdateItem``, carrying every pending in-window bucket, successes included; none when every
+        pending call succeeded quickly, nor when this environment exchanged its window (or read)
+        less than a cache lifetime ago: its outcomes then go out with the next due refresh or flush.
+        A transition write follows only when the judged window trips the breaker.
         """
         with self._lock:
             now = self._clock()
@@ -566,8 +576,18 @@ class CircuitBreaker:
             return self.config.suspect_cache_ttl_seconds
         return self.config.cache_ttl_seconds
 
+    def _refresh_due(self, now: float) -> bool:
+        return now - self._read_at >= self._ttl(now)
+
     def _current(self, now: float) -> BreakerRecord:
-        if now - self._read_at < self._ttl(now):
+        if not self._refresh_due(now):
+            return self._snapshot
+        batch = self._publishable(now)
+        if batch:
+            # A due refresh with outcomes to publish writes them instead of reading: the ADD returns
+            # the item, so it is the same one request, and the fleet hears from this environment
+            # once per cache lifetime, whatever its batch size.
+            self._publish(now, batch, "refresh")  # an unreachable store fails open, as for a read
             return self._snapshot
         try:
             attributes = self.store.load(self.name)
@@ -595,8 +615,7 @@ class CircuitBreaker:
             return
         if record.version != self._snapshot.version or record.state is not self._snapshot.state:
             # Outcomes gathered under another version belong to a finished period.
-            self._pending.clear()
-            self._local.clear()
+            self._forget_outcomes()
         self._attributes = dict(attributes or {})
         self._snapshot = record
         self._read_at = now
@@ -626,8 +645,7 @@ class CircuitBreaker:
             self._snapshot = BreakerRecord(
                 name=self.name, version=snapshot.version, window_start=snapshot.window_start, buckets=snapshot.buckets
             )
-            self._pending.clear()
-            self._local.clear()
+            self._forget_outcomes()
             self._local_only = True
 
     # ------------------------------------------------------------------ admission
@@ -765,6 +783,11 @@ class CircuitBreaker:
             if self._snapshot.state is BreakerState.CLOSED:
                 self._judge(now)
 
+    def _forget_outcomes(self) -> None:
+        self._pending.clear()
+        self._local.clear()
+        self._wrote_trouble = False
+
     def _prune(self, now: float) -> None:
         for buckets in (self._pending, self._local):
             for start in [b for b in buckets if not self._counts(b, now)]:
@@ -779,7 +802,7 @@ class CircuitBreaker:
         return WindowCounts.total(c for b, c in self._local.items() if self._counts(b, now))
 
     def _local_trouble(self, now: float) -> bool:
-        return self._local_window(now).has_trouble
+        return any(c.has_trouble for b, c in self._local.items() if self._counts(b, now))
 
     def _judge(self, now: float) -> None:
         config = self.config
@@ -802,8 +825,27 @@ class CircuitBreaker:
         if reason is not None:
             self._open(now, reason)
 
+    def _unwritten(self, now: float) -> dict[int, WindowCounts]:
+        """Every pending bucket still in the window: what the next write carries, successes included."""
+        return {b: c for b, c in self._pending.items() if self._counts(b, now)}
+
     def _flushable(self, now: float) -> dict[int, WindowCounts]:
-        return {b: c for b, c in self._pending.items() if c.has_trouble and self._counts(b, now)}
+        """What a flush writes: every unwritten in-window bucket once one holds a failure or a slow call."""
+        unwritten = self._unwritten(now)
+        return unwritten if any(c.has_trouble for c in unwritten.values()) else {}
+
+    def _publishable(self, now: float) -> dict[int, WindowCounts]:
+        """What a due refresh writes instead of reading (CLOSED only): what a flush would, or else
+        the successes that follow trouble this environment just wrote, so they are not left behind.
+        An environment without trouble in its window never writes."""
+        if self._snapshot.state is not BreakerState.CLOSED:
+            return {}
+        unwritten = self._unwritten(now)
+        if any(c.has_trouble for c in unwritten.values()):
+            return unwritten
+        if unwritten and self._wrote_trouble and self._local_trouble(now):
+            return unwritten
+        return {}
 
     def _counter_adds(self, buckets: Mapping[int, WindowCounts]) -> dict[str, int]:
         adds: dict[str, int] = {}
@@ -821,14 +863,24 @@ class CircuitBreaker:
         return frozenset(a for b in stale for a in bucket_attributes(b) if a in self._attributes and a not in keep)
 
     def _flush_window(self, now: float) -> None:
+        self._prune(now)  # pending successes older than the window are dropped, never written
         batch = self._flushable(now)
-        self._pending.clear()  # success-only buckets are never written: a healthy path writes nothing
-        if not batch:
-            # Nothing to write, but the window still slid: old successes may have left it and put the
-            # rate over the threshold. Judging the cached counters costs no request.
-            if self._snapshot.state is BreakerState.CLOSED:
-                self._judge(now)
-            return
+        # Quick successes alone are never written by a flush (a healthy path writes nothing), and a
+        # flush within a cache lifetime of the last exchange keeps its trouble pending too: writing
+        # each failure at once, but successes only with the next one, left every environment's
+        # successes since its last failure out of the fleet's counters, and the rate biased upwards.
+        if batch and self._refresh_due(now):
+            self._publish(now, batch, "flush")
+        # Written or not, judge: the window slid (old successes may have left it) and the counters
+        # just read back may trip the breaker. Judging costs no request.
+        if self._snapshot.state is BreakerState.CLOSED:
+            self._judge(now)
+
+    def _publish(self, now: float, batch: Mapping[int, WindowCounts], operation: str) -> None:
+        """Write ``batch`` (unwritten window buckets) in one ADD and adopt the item it returns.
+
+        When the store cannot be reached the outcomes stay pending, for the next write.
+        """
         adds = self._counter_adds(batch)
         fields: dict[str, AttributeValue] = {NAME: self.name}
         if self._snapshot.state not in ADMIN_STATES:
@@ -840,13 +892,12 @@ class CircuitBreaker:
         try:
             attributes = self.store.update(self.name, update)
         except StoreUnavailableError as exc:
-            self._store_failed(now, "flush", exc)
-            for bucket, counts in batch.items():  # keep the evidence for the next flush
-                self._pending[bucket] = self._pending.get(bucket, WindowCounts()) + counts
+            self._store_failed(now, operation, exc)
             return
+        for bucket in batch:
+            self._pending.pop(bucket, None)
+        self._wrote_trouble = any(counts.has_trouble for counts in batch.values())
         self._adopt(attributes, now)
-        if self._snapshot.state is BreakerState.CLOSED:
-            self._judge(now)
 
     # ------------------------------------------------------------------ transitions
     def _state_fields(
@@ -875,7 +926,7 @@ class CircuitBreaker:
 
     def _open(self, now: float, reason: str) -> None:
         record = self._snapshot
-        batch = self._flushable(now)
+        batch = self._unwritten(now)
         adds = self._counter_adds(batch)
         open_count = record.open_count + 1
         update = ItemUpdate(

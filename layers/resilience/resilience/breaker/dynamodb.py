@@ -9,13 +9,14 @@ as plain numeric attributes per bucket: ``c<bucket-start>`` calls, ``f<...>`` fa
 ``s<...>`` slow calls.
 
 Why buckets live in the state item rather than as ``sk = "bucket#<epoch>"`` items with a TTL:
-the cost rule is one ``UpdateItem`` per breaker per flush. Top-level numeric attributes take an
-atomic ``ADD`` that creates them when missing, so one flush increments every bucket it touches,
+the cost rule is one ``UpdateItem`` per breaker per write. Top-level numeric attributes take an
+atomic ``ADD`` that creates them when missing, so one write increments every bucket it touches,
 deletes (``REMOVE``) buckets that slid out of the window, and returns the whole item
 (``ReturnValues=ALL_NEW``), fleet counters and state together, in that single request. One
 ``GetItem`` likewise reads state and window at once; bucket items would need a ``Query`` per read
-and one write per bucket per flush. Only buckets that hold a failure or a slow call are ever
-written, so the item stays small (a few dozen attributes at most, well under 1 KB), and a
+and one write per bucket. Only an environment that has a failure or a slow call to report ever
+writes (its successes with it), the window holds at most ``window_seconds / bucket_seconds + 1``
+buckets, so the item stays small (a few dozen attributes at most, well under 1 KB), and a
 healthy breaker has no item at all, or an idle one that TTL removes.
 
 Reads are eventually consistent (half the price) except for admin operations: every write is
