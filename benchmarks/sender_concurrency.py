@@ -100,6 +100,11 @@ def _event(ids: list[str], queue_arn: str) -> dict[str, Any]:
     return {"Records": records}
 
 
+def _context(name: str, timeout: int) -> Any:
+    """The local runtime's LambdaContext, which quacks like Powertools' typing-only one."""
+    return LambdaContext.for_invocation(name, f"arn:aws:lambda:{REGION}:123456789012:function:{name}", 512, timeout)
+
+
 def measure(concurrency: int, batch_size: int, batches: int, delay: float) -> tuple[list[float], int]:
     """Handler seconds per batch, and the connections the receiver accepted."""
     from api.app import build_dependencies  # noqa: PLC0415 - needs the code paths and moto first
@@ -131,9 +136,9 @@ def measure(concurrency: int, batch_size: int, batches: int, delay: float) -> tu
                 event["multiValueHeaders"].pop("Idempotency-Key", None)
                 request = {"channel": "webhook", "recipient": {"webhook_url": receiver.url}, "body": "b"}
                 event["body"] = json.dumps(request)
-                answer = api_handle(event, LambdaContext.for_invocation("api", "arn", 512, 10), api)
+                answer = api_handle(event, _context("api", 10), api)
                 ids.append(json.loads(answer["body"])["id"])
-            context = LambdaContext.for_invocation("sender", "arn", 512, 60)
+            context = _context("sender", 60)
             started = time.perf_counter()
             response = send_batch(_event(ids, stack.arns["StandardQueue"]), context, sender)
             timings.append(time.perf_counter() - started)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,9 @@ _METRIC_BY_OUTCOME = {
     Outcome.DEAD_LETTERED: "NotificationDeadLettered",
     Outcome.EXPIRED: "NotificationDeadLettered",
 }
+
+
+_METRICS_LOCK = threading.Lock()
 
 
 class KeepMessage(Exception):
@@ -153,7 +157,8 @@ def handle_record(record: SQSRecord, context: LambdaContext, sender: Sender) -> 
         receive_count=int(record.attributes.approximate_receive_count),
         lease_seconds=max(remaining - _LEASE_MARGIN_SECONDS, 1.0),
     )
-    metrics.add_metric(name=_METRIC_BY_OUTCOME[result.outcome], unit=MetricUnit.Count, value=1)
+    with _METRICS_LOCK:  # records are delivered on pool threads; Powertools' Metrics is one shared buffer
+        metrics.add_metric(name=_METRIC_BY_OUTCOME[result.outcome], unit=MetricUnit.Count, value=1)
     if result.outcome.keeps_message:
         if result.visibility_seconds is not None:
             _set_visibility(record, sender, result.visibility_seconds)
@@ -184,7 +189,7 @@ def handle(event: dict[str, Any], context: LambdaContext, sender: Sender | None 
             event=event, record_handler=record_handler, processor=processor, context=context
         )
     finally:
-        chosen.deliverer.breakers.flush()  # one write per breaker per batch, none while all is well
+        chosen.deliverer.breakers.flush()  # at most one write per breaker, none while all is well
     return dict(response)
 
 
