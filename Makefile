@@ -15,9 +15,9 @@ $(STAMP): requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m local
 
-## test: lint, then every test suite
+## test: lint, then every test suite (one worker per core; the e2e tests share one local runtime on one worker)
 test: lint
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider --numprocesses auto --dist loadgroup
 
 ## lint: ruff, ruff format --check, mypy, cfn-lint
 lint: $(STAMP)
@@ -31,7 +31,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration
 e2e: $(STAMP)

@@ -26,13 +26,15 @@ from notifications.errors import (
 from notifications.health import DependencyProbe, mode_of
 from notifications.models import NotificationRequest, NotificationView
 from notifications.observability import logger, metrics, with_lambda_context
-from notifications.queues import Enqueuer, QueueUrls
+from notifications.queues import QueueUrls, SqsEnqueuer
 from notifications.settings import load_settings
-from notifications.store import StatusStore
+from notifications.store import DynamoDBStatusStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import Response
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from notifications.ports import StatusStore
 
 app = APIGatewayRestResolver()
 
@@ -60,7 +62,7 @@ def build_dependencies(
     probe_sqs: Any = None,
 ) -> Dependencies:
     """Everything the routes use; clients default to real ones (the probe's fail fast)."""
-    store = StatusStore(settings.notifications_table, client=dynamodb)
+    store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
     urls = QueueUrls(
         priority=settings.priority_queue_url, standard=settings.standard_queue_url, batch=settings.batch_queue_url
     )
@@ -81,7 +83,7 @@ def build_dependencies(
         dynamodb=probe_dynamodb,
         sqs=probe_sqs,
     )
-    return Dependencies(settings, NotificationAcceptor(store, Enqueuer(urls, client=sqs), policy), store, probe)
+    return Dependencies(settings, NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy), store, probe)
 
 
 def _deps() -> Dependencies:

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from notifications.errors import (
+    DependencyUnavailable,
     HeraldError,
     IdempotencyConflict,
     InvalidRequest,
     MalformedJson,
     NotificationNotFound,
     PayloadTooLarge,
-    ServiceUnavailable,
     UnsupportedMediaType,
 )
 
@@ -28,7 +28,7 @@ STATUS_BY_ERROR: dict[type[HeraldError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     InvalidRequest: 422,
-    ServiceUnavailable: 503,
+    DependencyUnavailable: 503,
 }
 
 
@@ -51,7 +51,7 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 def error_response(error: HeraldError) -> Response[str]:
     status = next((code for kind, code in STATUS_BY_ERROR.items() if isinstance(error, kind)), 500)
     headers = {}
-    if isinstance(error, ServiceUnavailable):
+    if isinstance(error, DependencyUnavailable):
         headers["Retry-After"] = str(error.retry_after_seconds)
     return json_response(status, error_body(error.code, error.message, error.details), headers)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from notifications import ssrf
 from notifications.clock import Clock, iso, system_clock
-from notifications.errors import IdempotencyConflict, InvalidRequest, ServiceUnavailable, TargetRefused
+from notifications.errors import DependencyUnavailable, IdempotencyConflict, InvalidRequest, TargetRefused
 from notifications.ids import id_for_key, new_id
 from notifications.models import (
     AcceptedView,
@@ -19,11 +19,10 @@ from notifications.models import (
     Status,
 )
 from notifications.observability import logger
-from notifications.store import AlreadyExists
+from notifications.ports import AlreadyExists
 
 if TYPE_CHECKING:
-    from notifications.queues import Enqueuer
-    from notifications.store import StatusStore
+    from notifications.ports import Enqueuer, StatusStore
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class NotificationAcceptor:
             return self._replay(exists.existing, record)
         try:
             self._enqueuer.send(queue_url, QueueMessage(id=record.id), record.priority)
-        except ServiceUnavailable:
+        except DependencyUnavailable:
             # Nothing was queued, so nothing was accepted: take the record back and answer 503.
             self._store.delete_unqueued(record)
             raise

@@ -38,12 +38,12 @@ import random as _random
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from notifications.errors import DeliveryError, ServiceUnavailable
+from notifications.errors import DeliveryError, DependencyUnavailable
 from notifications.models import Channel
 from notifications.observability import logger
-from notifications.store import ClaimRefusal
+from notifications.ports import ClaimRefusal
 from resilience import (
     QUEUE_BACKOFF,
     BreakerState,
@@ -62,8 +62,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from notifications.models import NotificationRecord, QueueMessage
-    from notifications.providers import Provider
-    from notifications.store import StatusStore
+    from notifications.ports import DeliveryQueue, Provider, StatusStore
     from resilience import BreakerRegistry, CircuitBreaker, Clock, Permit
     from resilience.clock import Random
 
@@ -121,18 +120,6 @@ class DeliveryPolicy:
     deferral_horizon_seconds: float = 24 * 3600.0
     degraded_defer_seconds: int = 60
     call_timeout_seconds: float = 10.0
-
-
-class DeliveryQueue(Protocol):
-    """What the engine asks of the queues (`notifications.queues.DeliveryQueues` in AWS)."""
-
-    def defer(self, message: QueueMessage, delay_seconds: int) -> None:
-        """Put a copy of the message on the retry queue, delivered after `delay_seconds` (<= 900)."""
-        ...
-
-    def dead_letter(self, message: QueueMessage, reason: str) -> None:
-        """Put a copy of the message on the dead-letter queue."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -213,7 +200,7 @@ class Deliverer:
         """One delivery attempt; the lease must outlast the provider call (the invocation's remaining time)."""
         try:
             claim = self._store.claim(message.id, owner, lease_seconds)
-        except ServiceUnavailable as error:
+        except DependencyUnavailable as error:
             logger.warning("status store unavailable; message kept", extra={"notification_id": message.id})
             return DeliveryResult(Outcome.RETRY, error.message, self._backoff(receive_count, None))
         if not claim.granted:
@@ -404,7 +391,7 @@ class Deliverer:
         delay = self._jittered(wait.delay_seconds)
         try:
             self._queues.defer(message, delay)
-        except ServiceUnavailable:
+        except DependencyUnavailable:
             # The retry queue refused: keep this message instead, visible again after the same delay.
             self._store.release(record, owner)
             logger.warning("retry queue unavailable; message kept for later", extra=log)

@@ -44,14 +44,27 @@ class IdempotencyConflict(HeraldError):
     code = "idempotency_conflict"
 
 
-class ServiceUnavailable(HeraldError):
-    """Herald cannot accept right now (queue or table unreachable); the client should retry later."""
+class DependencyUnavailable(HeraldError):
+    """A dependency cannot be reached now (the status table, a queue); retrying later can succeed.
+
+    Adapters wrap every failure of their AWS client in a subclass, as Powertools' idempotency wraps
+    every persistence failure in one error: callers never see a raw `ClientError`. The API answers
+    503 with `Retry-After`; the sender keeps the message for a later attempt.
+    """
 
     code = "service_unavailable"
 
     def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class StoreUnavailable(DependencyUnavailable):
+    """The status store (DynamoDB) failed or could not be reached."""
+
+
+class QueueUnavailable(DependencyUnavailable):
+    """A queue (SQS) failed or could not be reached."""
 
 
 class DeliveryError(HeraldError):

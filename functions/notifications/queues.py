@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws
-from notifications.errors import ServiceUnavailable
+from notifications.errors import QueueUnavailable
 from notifications.models import Priority, QueueMessage
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class QueueUrls:
         return urls[name]
 
 
-class Enqueuer:
+class SqsEnqueuer:
     """Puts notification ids on their queue."""
 
     def __init__(self, urls: QueueUrls, client: Any = None) -> None:
@@ -42,7 +42,7 @@ class Enqueuer:
         self._client = client or aws.client("sqs")
 
     def send(self, queue_url: str, message: QueueMessage, priority: Priority) -> str:
-        """Send one message; raise ServiceUnavailable when SQS cannot take it."""
+        """Send one message; raise QueueUnavailable when SQS cannot take it."""
         try:
             response = self._client.send_message(
                 QueueUrl=queue_url,
@@ -50,7 +50,7 @@ class Enqueuer:
                 MessageAttributes={"priority": {"DataType": "String", "StringValue": priority.value}},
             )
         except (ClientError, BotoCoreError) as error:
-            raise ServiceUnavailable(f"queue unavailable ({type(error).__name__})") from error
+            raise QueueUnavailable(f"queue unavailable ({type(error).__name__})") from error
         return str(response["MessageId"])
 
 
@@ -59,7 +59,7 @@ def queue_name_of(url_or_arn: str) -> str:
     return url_or_arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
-class DeliveryQueues:
+class SqsDeliveryQueues:
     """What the sender does to queues besides consuming them: backoff, "queue for later", dead-lettering.
 
     Parameters
@@ -91,16 +91,16 @@ class DeliveryQueues:
         """Make a received message visible again after `seconds` (its backoff); 0 = at once."""
         url = self._by_name.get(queue_name_of(event_source_arn))
         if url is None:
-            raise ServiceUnavailable(f"not a queue of this function: {queue_name_of(event_source_arn)}")
+            raise QueueUnavailable(f"not a queue of this function: {queue_name_of(event_source_arn)}")
         try:
             self._client.change_message_visibility(
                 QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
         except (ClientError, BotoCoreError) as error:
-            raise ServiceUnavailable(f"queue unavailable ({type(error).__name__})") from error
+            raise QueueUnavailable(f"queue unavailable ({type(error).__name__})") from error
 
     def _send(self, url: str, message: QueueMessage, **extra: Any) -> None:
         try:
             self._client.send_message(QueueUrl=url, MessageBody=message.model_dump_json(), **extra)
         except (ClientError, BotoCoreError) as error:
-            raise ServiceUnavailable(f"queue unavailable ({type(error).__name__})") from error
+            raise QueueUnavailable(f"queue unavailable ({type(error).__name__})") from error

@@ -10,9 +10,7 @@ message claims it again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -20,41 +18,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws
 from notifications.clock import Clock, iso, system_clock
-from notifications.errors import ServiceUnavailable
+from notifications.errors import StoreUnavailable
 from notifications.models import PENDING_STATUSES, Channel, HistoryEntry, NotificationRecord, Status
+from notifications.ports import AlreadyExists, Claim, ClaimRefusal, bounded_history
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-MAX_HISTORY = 30  # entries kept per record: a notification deferred for a day stays a small item
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class AlreadyExists(Exception):
-    """A record with this id exists already (an idempotent replay or a key conflict)."""
-
-    def __init__(self, existing: NotificationRecord) -> None:
-        super().__init__(existing.id)
-        self.existing = existing
-
-
-class ClaimRefusal(StrEnum):
-    TERMINAL = "terminal"  # already sent, delivered, failed or dead-lettered: a duplicate message
-    LEASED = "leased"  # another sender holds a live lease: it is being delivered right now
-    MISSING = "missing"  # no such record
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The outcome of trying to claim a notification for one delivery attempt."""
-
-    record: NotificationRecord | None
-    refusal: ClaimRefusal | None = None
-
-    @property
-    def granted(self) -> bool:
-        return self.refusal is None
 
 
 def to_item(record: NotificationRecord) -> dict[str, Any]:
@@ -82,8 +54,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class StatusStore:
-    """Reads and conditionally writes status records in the notifications table."""
+class DynamoDBStatusStore:
+    """The status store (`notifications.ports.StatusStore`) on the notifications table: conditional writes only."""
 
     def __init__(self, table_name: str, client: Any = None, clock: Clock = system_clock) -> None:
         self._table = table_name
@@ -137,6 +109,8 @@ class StatusStore:
         except ClientError as error:
             if _code(error) != "ConditionalCheckFailedException":
                 raise _unavailable(error) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
 
     # ------------------------------------------------------------------ delivery side
     def claim(self, notification_id: str, owner: str, lease_seconds: float) -> Claim:
@@ -313,13 +287,6 @@ class StatusStore:
         return True
 
 
-def bounded_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
-    """The first entry (`accepted`) and the newest ones, at most `MAX_HISTORY` in all."""
-    if len(history) <= MAX_HISTORY:
-        return history
-    return [history[0], *history[-(MAX_HISTORY - 1) :]]
-
-
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -328,5 +295,5 @@ def _number(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _unavailable(error: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(f"status store unavailable ({type(error).__name__})")
+def _unavailable(error: Exception) -> StoreUnavailable:
+    return StoreUnavailable(f"status store unavailable ({type(error).__name__})")

@@ -14,15 +14,15 @@ from pydantic import ValidationError
 
 from notifications import aws
 from notifications.delivery import Deliverer, DeliveryPolicy, DeliveryResult, Outcome
-from notifications.errors import ServiceUnavailable
+from notifications.errors import DependencyUnavailable
 from notifications.failures import delivery_classifier
 from notifications.models import Channel, QueueMessage
 from notifications.observability import logger, metrics, with_lambda_context
 from notifications.providers.ses import SesEmailProvider
 from notifications.providers.webhook import WebhookProvider
-from notifications.queues import DeliveryQueues
+from notifications.queues import SqsDeliveryQueues
 from notifications.settings import load_settings
-from notifications.store import StatusStore
+from notifications.store import DynamoDBStatusStore
 from resilience import BreakerRegistry, Jitter, RetryPolicy, system_clock
 from resilience import load_settings as load_resilience_settings
 from resilience.mode import ModeReader
@@ -64,7 +64,7 @@ class Sender:
     """Everything one execution environment needs to deliver: built once, shared by every invocation."""
 
     deliverer: Deliverer
-    queues: DeliveryQueues
+    queues: SqsDeliveryQueues
     concurrency: int
 
 
@@ -90,7 +90,7 @@ def build_sender(
     registry = breakers or BreakerRegistry(
         settings=resilience, client=dynamodb, classifier=delivery_classifier, clock=clock
     )
-    queues = DeliveryQueues(
+    queues = SqsDeliveryQueues(
         [settings.priority_queue_url, settings.standard_queue_url, settings.batch_queue_url],
         settings.retry_queue_url,
         settings.dead_letter_queue_url,
@@ -109,7 +109,7 @@ def build_sender(
     )
     mode = ModeReader(settings.resilience_table, dynamodb, clock=clock, ttl_seconds=settings.mode_cache_seconds)
     deliverer = Deliverer(
-        StatusStore(settings.notifications_table, client=dynamodb, clock=clock),
+        DynamoDBStatusStore(settings.notifications_table, client=dynamodb, clock=clock),
         providers if providers is not None else default_providers(settings, ses=ses),
         registry,
         queues,
@@ -170,7 +170,7 @@ def _set_visibility(record: SQSRecord, sender: Sender, seconds: int) -> None:
     """The message's backoff; if SQS refuses, it comes back after the queue's own visibility timeout."""
     try:
         sender.queues.retry_after(record.event_source_arn, record.receipt_handle, seconds)
-    except ServiceUnavailable as error:
+    except DependencyUnavailable as error:
         logger.warning(
             "could not set the message's backoff", extra={"message_id": record.message_id, "error": error.message}
         )

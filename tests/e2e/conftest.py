@@ -35,6 +35,14 @@ E2E_ENVIRONMENT = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), every e2e test runs on one worker, so they share one runtime."""
+    e2e = Path(__file__).parent
+    for item in items:
+        if e2e in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 @dataclass
 class RunningHerald:
     """A running local Herald: where to reach it and how to look inside its embedded AWS."""

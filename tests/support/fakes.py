@@ -1,4 +1,4 @@
-"""In-memory fakes of the delivery engine's ports: the status store, the queues and providers.
+"""In-memory fakes of the domain's ports (`notifications.ports`): the status store, the queues and providers.
 
 The fake store keeps the real store's contract (tests/integration/notifications/test_store.py checks the
 DynamoDB one): a claim is a lease that counts an attempt, only the lease holder writes an outcome, and
@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from notifications.clock import iso
-from notifications.errors import DeliveryError, ServiceUnavailable
+from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
 from notifications.models import PENDING_STATUSES, Channel, HistoryEntry, NotificationRecord, Status
+from notifications.ports import AlreadyExists, Claim, ClaimRefusal, bounded_history
 from notifications.providers import ProviderReceipt
-from notifications.store import Claim, ClaimRefusal, bounded_history
+from notifications.queues import QueueUrls
 
 if TYPE_CHECKING:
-    from notifications.models import QueueMessage
+    from notifications.models import Priority, QueueMessage
     from tests.support.clock import FakeClock
 
 
@@ -39,10 +40,32 @@ class FakeStatusStore:
         self.unavailable = False  # set True to make every request fail as DynamoDB being down would
 
     def put(self, record: NotificationRecord) -> None:
+        """Store a record as it is (test set-up)."""
         self._rows[record.id] = _Row(record)
 
-    def get(self, notification_id: str) -> NotificationRecord:
-        return self._rows[notification_id].record
+    def create(self, record: NotificationRecord) -> None:
+        self._check()
+        with self._lock:
+            existing = self._rows.get(record.id)
+            if existing is not None:
+                raise AlreadyExists(existing.record)
+            self._rows[record.id] = _Row(record)
+
+    def get(self, notification_id: str) -> NotificationRecord | None:
+        self._check()
+        row = self._rows.get(notification_id)
+        return None if row is None else row.record
+
+    def delete_unqueued(self, record: NotificationRecord) -> None:
+        self._check()
+        with self._lock:
+            row = self._rows.get(record.id)
+            if row is not None and row.record.version == record.version and row.record.status is Status.QUEUED:
+                del self._rows[record.id]
+
+    def count(self) -> int:
+        """Records stored."""
+        return len(self._rows)
 
     def leased(self, notification_id: str) -> bool:
         row = self._rows[notification_id]
@@ -132,7 +155,28 @@ class FakeStatusStore:
 
     def _check(self) -> None:
         if self.unavailable:
-            raise ServiceUnavailable("status store unavailable (EndpointConnectionError)")
+            raise StoreUnavailable("status store unavailable (EndpointConnectionError)")
+
+
+@dataclass
+class FakeEnqueuer:
+    """The accept side's queues: what was sent where, by queue name (`priority`, `standard`, `batch`)."""
+
+    urls: QueueUrls = field(
+        default_factory=lambda: QueueUrls(priority="fake://priority", standard="fake://standard", batch="fake://batch")
+    )
+    sent: list[tuple[str, str, str]] = field(default_factory=list)  # (queue name, notification id, priority)
+    unavailable: bool = False
+
+    def send(self, queue_url: str, message: QueueMessage, priority: Priority) -> str:
+        if self.unavailable:
+            raise QueueUnavailable("queue unavailable (QueueDoesNotExist)")
+        self.sent.append((queue_url.removeprefix("fake://"), message.id, priority.value))
+        return f"m-{len(self.sent)}"
+
+    def on(self, queue: str) -> list[str]:
+        """Ids sent to one queue, in order."""
+        return [notification_id for name, notification_id, _ in self.sent if name == queue]
 
 
 @dataclass
@@ -145,12 +189,12 @@ class FakeQueues:
 
     def defer(self, message: QueueMessage, delay_seconds: int) -> None:
         if self.unavailable:
-            raise ServiceUnavailable("queue unavailable (EndpointConnectionError)")
+            raise QueueUnavailable("queue unavailable (EndpointConnectionError)")
         self.deferred.append((message.id, delay_seconds))
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         if self.unavailable:
-            raise ServiceUnavailable("queue unavailable (EndpointConnectionError)")
+            raise QueueUnavailable("queue unavailable (EndpointConnectionError)")
         self.dead_lettered.append((message.id, reason))
 
 

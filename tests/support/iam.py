@@ -39,6 +39,9 @@ class AwsCallRecorder:
         session.events.register("before-parameter-build", self._record)
         return session
 
+    def detach(self, session: boto3.Session) -> None:
+        session.events.unregister("before-parameter-build", self._record)
+
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         service = model.service_model.signing_name  # "ses" for the sesv2 client, as IAM names it
         call = AwsCall(f"{service}:{model.name}", self._resource(service, params))

@@ -8,6 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -34,6 +35,18 @@ REGION = "us-east-1"
 @cache
 def _translated() -> Stack:
     return Stack.from_file()
+
+
+@cache
+def _botocore(role: str) -> botocore.session.Session:
+    """One botocore session per role for the whole run: its model loader stays warm, so a test's clients
+    cost milliseconds instead of reading every service model again. The roles keep the API's and the
+    sender's recorded calls apart (each recorder hooks its role's session, for one test at a time)."""
+    return botocore.session.Session()
+
+
+def _session(role: str) -> boto3.Session:
+    return boto3.Session(region_name=REGION, botocore_session=_botocore(role))
 
 
 @dataclass
@@ -99,13 +112,13 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
         monkeypatch.setenv(name, value)
     with mock_aws():
         stack = copy.deepcopy(_translated())
-        session = boto3.Session(region_name=REGION)
+        session = _session("test")
         provision(stack, session, prefix="test")
         deployed = merged_environment(load_functions(stack))
         # As the local runtime does: webhooks may target the loopback receivers these tests start.
         env = {**deployed, "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
         api_calls = AwsCallRecorder(stack)
-        api_session = api_calls.attach(boto3.Session(region_name=REGION))
+        api_session = api_calls.attach(_session("api"))
         api_clients = {
             "dynamodb": api_session.client("dynamodb"),
             "sqs": api_session.client("sqs"),
@@ -113,16 +126,16 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             "probe_sqs": api_session.client("sqs"),
         }
         api_deps = build_dependencies(load_settings(ApiSettings, env), **api_clients)
-        deployed_api_deps = build_dependencies(load_settings(ApiSettings, deployed))
+        deployed_api_deps = build_dependencies(load_settings(ApiSettings, deployed), **api_clients)
         sender_calls = AwsCallRecorder(stack)
-        sender_session = sender_calls.attach(boto3.Session(region_name=REGION))
+        sender_session = sender_calls.attach(_session("sender"))
         sender = build_sender(
             load_settings(SenderSettings, env),
             dynamodb=sender_session.client("dynamodb"),
             ses=sender_session.client("sesv2"),
             sqs=sender_session.client("sqs"),
         )
-        yield Herald(
+        herald = Herald(
             stack=stack,
             env=env,
             api=lambda event: handle(event, context("api", 10), api_deps),
@@ -133,6 +146,11 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             sender_calls=sender_calls,
             api_calls=api_calls,
         )
+        try:
+            yield herald
+        finally:
+            api_calls.detach(api_session)
+            sender_calls.detach(sender_session)
 
 
 @pytest.fixture

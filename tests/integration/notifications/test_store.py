@@ -13,7 +13,8 @@ from local.provision import provision
 from local.template import Stack
 from notifications.clock import iso
 from notifications.models import Channel, HistoryEntry, NotificationRecord, Status
-from notifications.store import MAX_HISTORY, AlreadyExists, ClaimRefusal, StatusStore
+from notifications.ports import MAX_HISTORY, AlreadyExists, ClaimRefusal
+from notifications.store import DynamoDBStatusStore
 from tests.support.fakes import FakeStatusStore
 
 if TYPE_CHECKING:
@@ -34,12 +35,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(herald: Herald, clock: FakeClock) -> StatusStore:
+def store(herald: Herald, clock: FakeClock) -> DynamoDBStatusStore:
     table = herald.env["NOTIFICATIONS_TABLE"]
-    return StatusStore(table, client=herald.session.client("dynamodb"), clock=clock)
+    return DynamoDBStatusStore(table, client=herald.session.client("dynamodb"), clock=clock)
 
 
-def test_a_record_round_trips_with_its_json_data_intact(store: StatusStore) -> None:
+def test_a_record_round_trips_with_its_json_data_intact(store: DynamoDBStatusStore) -> None:
     # Given
     original = record()
 
@@ -50,7 +51,7 @@ def test_a_record_round_trips_with_its_json_data_intact(store: StatusStore) -> N
     assert store.get("n-1") == original
 
 
-def test_creating_an_existing_id_returns_the_stored_record(store: StatusStore) -> None:
+def test_creating_an_existing_id_returns_the_stored_record(store: DynamoDBStatusStore) -> None:
     # Given
     store.create(record(body="first"))
 
@@ -62,7 +63,9 @@ def test_creating_an_existing_id_returns_the_stored_record(store: StatusStore) -
     assert exists.value.existing.body == "first"
 
 
-def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_does_not(store: StatusStore, clock: FakeClock) -> None:
+def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_does_not(
+    store: DynamoDBStatusStore, clock: FakeClock
+) -> None:
     # Given
     store.create(record())
     first = store.claim("n-1", "sender-a", lease_seconds=30)
@@ -82,7 +85,7 @@ def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_does_not(store: 
     assert store.mark_sent(after_expiry.record, "sender-b", **sent)
 
 
-def test_terminal_and_missing_records_refuse_claims(store: StatusStore) -> None:
+def test_terminal_and_missing_records_refuse_claims(store: DynamoDBStatusStore) -> None:
     # Given
     store.create(record())
     claimed = store.claim("n-1", "a", lease_seconds=30).record
@@ -97,29 +100,29 @@ def test_terminal_and_missing_records_refuse_claims(store: StatusStore) -> None:
 
 
 @pytest.fixture(params=["dynamodb", "fake"])
-def either_store(request: pytest.FixtureRequest, clock: FakeClock) -> StatusStore | FakeStatusStore:
+def either_store(request: pytest.FixtureRequest, clock: FakeClock) -> DynamoDBStatusStore | FakeStatusStore:
     """The DynamoDB store and the unit tests' in-memory fake: both must keep one contract."""
     if request.param == "fake":
         return FakeStatusStore(clock)
     herald: Herald = request.getfixturevalue("herald")
-    return StatusStore(herald.env["NOTIFICATIONS_TABLE"], client=herald.session.client("dynamodb"), clock=clock)
+    return DynamoDBStatusStore(herald.env["NOTIFICATIONS_TABLE"], client=herald.session.client("dynamodb"), clock=clock)
 
 
-def put(store: StatusStore | FakeStatusStore, new: NotificationRecord) -> None:
+def put(store: DynamoDBStatusStore | FakeStatusStore, new: NotificationRecord) -> None:
     if isinstance(store, FakeStatusStore):
         store.put(new)
     else:
         store.create(new)
 
 
-def stored(store: StatusStore | FakeStatusStore, notification_id: str) -> NotificationRecord:
+def stored(store: DynamoDBStatusStore | FakeStatusStore, notification_id: str) -> NotificationRecord:
     found = store.get(notification_id)
     assert found is not None
     return found
 
 
 def test_a_deferral_gives_the_attempt_back_and_says_why_and_when(
-    either_store: StatusStore | FakeStatusStore, clock: FakeClock
+    either_store: DynamoDBStatusStore | FakeStatusStore, clock: FakeClock
 ) -> None:
     # Given
     put(either_store, record())
@@ -139,7 +142,7 @@ def test_a_deferral_gives_the_attempt_back_and_says_why_and_when(
 
 
 def test_a_retry_keeps_the_attempt_and_the_error_and_releases_the_lease(
-    either_store: StatusStore | FakeStatusStore, clock: FakeClock
+    either_store: DynamoDBStatusStore | FakeStatusStore, clock: FakeClock
 ) -> None:
     # Given
     put(either_store, record())
@@ -158,7 +161,7 @@ def test_a_retry_keeps_the_attempt_and_the_error_and_releases_the_lease(
     assert either_store.claim("n-1", "b", lease_seconds=30).granted
 
 
-def test_a_release_gives_the_record_back_untouched(either_store: StatusStore | FakeStatusStore) -> None:
+def test_a_release_gives_the_record_back_untouched(either_store: DynamoDBStatusStore | FakeStatusStore) -> None:
     # Given
     put(either_store, record())
     claimed = either_store.claim("n-1", "a", lease_seconds=30).record
@@ -172,7 +175,7 @@ def test_a_release_gives_the_record_back_untouched(either_store: StatusStore | F
     assert (after.status, after.attempts, len(after.history)) == (Status.QUEUED, 0, len(claimed.history))
 
 
-def test_only_the_lease_holder_writes_an_outcome(either_store: StatusStore | FakeStatusStore) -> None:
+def test_only_the_lease_holder_writes_an_outcome(either_store: DynamoDBStatusStore | FakeStatusStore) -> None:
     # Given
     put(either_store, record())
     claimed = either_store.claim("n-1", "a", lease_seconds=30).record
@@ -186,7 +189,7 @@ def test_only_the_lease_holder_writes_an_outcome(either_store: StatusStore | Fak
 
 
 def test_history_is_bounded_to_the_first_entry_and_the_newest(
-    either_store: StatusStore | FakeStatusStore, clock: FakeClock
+    either_store: DynamoDBStatusStore | FakeStatusStore, clock: FakeClock
 ) -> None:
     # Given
     put(either_store, record(history=[HistoryEntry(status=Status.QUEUED, at=iso(clock()), detail="accepted")]))
@@ -227,8 +230,8 @@ def test_concurrent_claims_over_http_grant_exactly_one(moto_server: MotoServer) 
     table = stack.physical_ids["NotificationsTable"]
     rounds = 50
     for round_ in range(rounds):
-        StatusStore(table, client=Endpoint().client("dynamodb")).create(record(f"race-{round_}"))
-    stores = [StatusStore(table, client=Endpoint().client("dynamodb")) for _ in range(8)]
+        DynamoDBStatusStore(table, client=Endpoint().client("dynamodb")).create(record(f"race-{round_}"))
+    stores = [DynamoDBStatusStore(table, client=Endpoint().client("dynamodb")) for _ in range(8)]
     results: dict[int, list[bool]] = {round_: [] for round_ in range(rounds)}
     barrier = threading.Barrier(8)
 

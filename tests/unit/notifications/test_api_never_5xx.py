@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.support import events
 
 if TYPE_CHECKING:
-    from tests.integration.notifications.conftest import Herald
+    from tests.unit.notifications.conftest import FakeHerald as Herald
 
 DOCUMENTED = {202, 400, 409, 413, 415, 422}
 

@@ -1,0 +1,134 @@
+"""The domain's ports: what accepting and delivering need from storage, queues and providers.
+
+The logic (`accept`, `delivery`) depends on these protocols only. AWS adapters implement them
+(`store.DynamoDBStatusStore`, `queues.SqsEnqueuer`, `queues.SqsDeliveryQueues`, `providers.*`), and
+`tests/support/fakes.py` holds in-memory fakes with the same conditional semantics, so the domain is
+tested in milliseconds; `tests/integration/notifications/test_store.py` runs one contract against both.
+Adapters wrap every failure of their client in `errors.DependencyUnavailable` (a `StoreUnavailable` or
+a `QueueUnavailable`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from notifications.providers import Provider, ProviderReceipt
+
+if TYPE_CHECKING:
+    from notifications.models import Channel, HistoryEntry, NotificationRecord, Priority, QueueMessage
+    from notifications.queues import QueueUrls
+
+MAX_HISTORY = 30  # entries kept per record: a notification deferred for a day stays a small item
+
+
+class AlreadyExists(Exception):
+    """A record with this id exists already (an idempotent replay or a key conflict)."""
+
+    def __init__(self, existing: NotificationRecord) -> None:
+        super().__init__(existing.id)
+        self.existing = existing
+
+
+class ClaimRefusal(StrEnum):
+    TERMINAL = "terminal"  # already sent, delivered, failed or dead-lettered: a duplicate message
+    LEASED = "leased"  # another sender holds a live lease: it is being delivered right now
+    MISSING = "missing"  # no such record
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of trying to claim a notification for one delivery attempt."""
+
+    record: NotificationRecord | None
+    refusal: ClaimRefusal | None = None
+
+    @property
+    def granted(self) -> bool:
+        return self.refusal is None
+
+
+def bounded_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The first entry (`accepted`) and the newest ones, at most `MAX_HISTORY` in all."""
+    if len(history) <= MAX_HISTORY:
+        return history
+    return [history[0], *history[-(MAX_HISTORY - 1) :]]
+
+
+class StatusStore(Protocol):
+    """Status records, changed only by conditional writes.
+
+    Accept side: `create` is the idempotency check (`AlreadyExists` carries the stored record).
+    Delivery side: `claim` takes a lease that counts an attempt; only the lease holder writes an
+    outcome, and every outcome releases the lease (a write by anyone else returns False).
+    """
+
+    def create(self, record: NotificationRecord) -> None: ...
+
+    def get(self, notification_id: str) -> NotificationRecord | None: ...
+
+    def delete_unqueued(self, record: NotificationRecord) -> None: ...
+
+    def claim(self, notification_id: str, owner: str, lease_seconds: float) -> Claim: ...
+
+    def mark_sent(
+        self,
+        record: NotificationRecord,
+        owner: str,
+        *,
+        channel: Channel,
+        provider: str,
+        provider_message_id: str | None,
+        reason: str,
+    ) -> bool: ...
+
+    def mark_failed(
+        self, record: NotificationRecord, owner: str, error: str, *, provider: str | None = None
+    ) -> bool: ...
+
+    def mark_dead_lettered(self, record: NotificationRecord, owner: str, error: str, *, reason: str) -> bool: ...
+
+    def record_retry(
+        self, record: NotificationRecord, owner: str, error: str, *, next_attempt_at: float, provider: str | None
+    ) -> bool: ...
+
+    def defer(
+        self, record: NotificationRecord, owner: str, reason: str, *, next_attempt_at: float, error: str | None = None
+    ) -> bool: ...
+
+    def release(self, record: NotificationRecord, owner: str) -> bool: ...
+
+
+class Enqueuer(Protocol):
+    """Puts accepted notifications on their queue."""
+
+    urls: QueueUrls
+
+    def send(self, queue_url: str, message: QueueMessage, priority: Priority) -> str: ...
+
+
+class DeliveryQueue(Protocol):
+    """What the delivery engine asks of the queues besides consuming them."""
+
+    def defer(self, message: QueueMessage, delay_seconds: int) -> None:
+        """Put a copy of the message on the retry queue, delivered after `delay_seconds` (<= 900)."""
+        ...
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Put a copy of the message on the dead-letter queue."""
+        ...
+
+
+__all__ = [
+    "MAX_HISTORY",
+    "AlreadyExists",
+    "Claim",
+    "ClaimRefusal",
+    "DeliveryQueue",
+    "Enqueuer",
+    "Provider",
+    "ProviderReceipt",
+    "StatusStore",
+    "bounded_history",
+]

@@ -1,0 +1,88 @@
+"""The API handler over in-memory fakes: the accepting side tested with no AWS and no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from api.app import Dependencies, handle
+from api.settings import ApiSettings
+from local.lambda_context import LambdaContext
+from notifications.accept import AcceptPolicy, NotificationAcceptor
+from notifications.health import Check
+from tests.support.clock import FakeClock
+from tests.support.fakes import FakeEnqueuer, FakeStatusStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+QUEUES = {"PriorityQueue": "priority", "StandardQueue": "standard", "BatchQueue": "batch"}
+
+
+class FakeProbe:
+    """Dependency checks that report what the test says."""
+
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+
+    def run(self) -> list[Check]:
+        names = ["dynamodb", "sqs:priority", "sqs:standard", "sqs:batch", "sqs:retry", "sqs:dead_letter"]
+        return [Check(name, name not in self.down, 1.0, "Unreachable" if name in self.down else None) for name in names]
+
+
+@dataclass
+class FakeHerald:
+    """The API handler wired to fakes, as `tests.integration.notifications.conftest.Herald` is to moto."""
+
+    store: FakeStatusStore
+    enqueuer: FakeEnqueuer
+    probe: FakeProbe
+    api: Callable[[dict[str, Any]], dict[str, Any]]
+    api_as_deployed: Callable[[dict[str, Any]], dict[str, Any]]  # private webhook targets refused, as in AWS
+
+    def receive_all(self, logical_id: str) -> list[str]:
+        """Ids sent to a queue (by its template logical id)."""
+        return self.enqueuer.on(QUEUES[logical_id])
+
+
+def settings(*, allow_private: bool) -> ApiSettings:
+    return ApiSettings.model_validate(
+        {
+            "NOTIFICATIONS_TABLE": "notifications",
+            "PRIORITY_QUEUE_URL": "fake://priority",
+            "STANDARD_QUEUE_URL": "fake://standard",
+            "BATCH_QUEUE_URL": "fake://batch",
+            "RETRY_QUEUE_URL": "fake://retry",
+            "DEAD_LETTER_QUEUE_URL": "fake://dead_letter",
+            "ENABLED_CHANNELS": "email,webhook",
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS": str(allow_private).lower(),
+        }
+    )
+
+
+@pytest.fixture
+def herald() -> FakeHerald:
+    clock = FakeClock()
+    store, enqueuer, probe = FakeStatusStore(clock), FakeEnqueuer(), FakeProbe()
+
+    def dependencies(allow_private: bool) -> Dependencies:
+        chosen = settings(allow_private=allow_private)
+        policy = AcceptPolicy(
+            enabled_channels=chosen.enabled_channels,
+            allow_private_webhook_targets=chosen.webhook_allow_private_targets,
+            retention_seconds=chosen.retention_days * 86_400,
+        )
+        acceptor = NotificationAcceptor(store, enqueuer, policy, clock=clock)
+        return Dependencies(chosen, acceptor, store, probe)  # type: ignore[arg-type]
+
+    local, deployed = dependencies(allow_private=True), dependencies(allow_private=False)
+    context = LambdaContext.for_invocation("api", "arn:aws:lambda:us-east-1:123456789012:function:api", 512, 10)
+    return FakeHerald(
+        store=store,
+        enqueuer=enqueuer,
+        probe=probe,
+        api=lambda event: handle(event, context, local),  # type: ignore[arg-type]
+        api_as_deployed=lambda event: handle(event, context, deployed),  # type: ignore[arg-type]
+    )
