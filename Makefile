@@ -37,7 +37,8 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e
 infrastructure: $(STAMP)
-	$(BIN)/python -m pytest tests/infrastructure
+	$(BIN)/cfn-lint template.yaml
+	$(BIN)/python -m pytest -p no:cacheprovider tests/infrastructure
 
 ## bench: run every benchmark and print its figures
 bench: $(STAMP)
