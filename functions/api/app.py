@@ -33,6 +33,8 @@ from notifications.store import DynamoDBStatusStore
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import Response
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
     from notifications.ports import StatusStore
 
@@ -56,10 +58,10 @@ def default_dependencies() -> Dependencies:
 def build_dependencies(
     settings: ApiSettings,
     *,
-    dynamodb: Any = None,
-    sqs: Any = None,
-    probe_dynamodb: Any = None,
-    probe_sqs: Any = None,
+    dynamodb: DynamoDBClient | None = None,
+    sqs: SQSClient | None = None,
+    probe_dynamodb: DynamoDBClient | None = None,
+    probe_sqs: SQSClient | None = None,
 ) -> Dependencies:
     """Everything the routes use; clients default to real ones (the probe's fail fast)."""
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)

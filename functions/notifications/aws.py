@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sqs import SQSClient
 
 _CONNECT_SECONDS, _READ_SECONDS, _ATTEMPTS = 2, 5, 3
 _CONFIG = Config(
@@ -18,6 +23,12 @@ SLOWEST_CALL_SECONDS = float((_CONNECT_SECONDS + _READ_SECONDS) * _ATTEMPTS)
 _PROBE_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 1})
 
 
+@overload
+def client(service: Literal["dynamodb"], *, probe: bool = False) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["sqs"], *, probe: bool = False) -> SQSClient: ...
+@overload
+def client(service: Literal["sesv2"], *, probe: bool = False) -> SESV2Client: ...
 def client(service: str, *, probe: bool = False) -> Any:
     """A client for one AWS service; `probe` clients fail fast for health checks."""
     return boto3.client(service, config=_PROBE_CONFIG if probe else _CONFIG)

@@ -14,6 +14,9 @@ from resilience.mode import Mode
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
 
 @dataclass(frozen=True)
 class Check:
@@ -37,7 +40,13 @@ def mode_of(checks: list[Check]) -> Mode:
 class DependencyProbe:
     """Cheap reachability checks: DescribeTable for the table, GetQueueAttributes for each queue."""
 
-    def __init__(self, table_name: str, queue_urls: Mapping[str, str], dynamodb: Any = None, sqs: Any = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        queue_urls: Mapping[str, str],
+        dynamodb: DynamoDBClient | None = None,
+        sqs: SQSClient | None = None,
+    ) -> None:
         self._table = table_name
         self._queues = dict(queue_urls)
         self._dynamodb = dynamodb or aws.client("dynamodb", probe=True)

@@ -14,6 +14,8 @@ from notifications.models import Priority, QueueMessage
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from mypy_boto3_sqs import SQSClient
+
 
 @dataclass(frozen=True)
 class QueueUrls:
@@ -37,7 +39,7 @@ class QueueUrls:
 class SqsEnqueuer:
     """Puts notification ids on their queue."""
 
-    def __init__(self, urls: QueueUrls, client: Any = None) -> None:
+    def __init__(self, urls: QueueUrls, client: SQSClient | None = None) -> None:
         self.urls = urls
         self._client = client or aws.client("sqs")
 
@@ -72,7 +74,9 @@ class SqsDeliveryQueues:
         The dead-letter queue, for a notification whose deferrals ran past the horizon.
     """
 
-    def __init__(self, queue_urls: Iterable[str], retry_url: str, dead_letter_url: str, client: Any = None) -> None:
+    def __init__(
+        self, queue_urls: Iterable[str], retry_url: str, dead_letter_url: str, client: SQSClient | None = None
+    ) -> None:
         self._by_name = {queue_name_of(url): url for url in [*queue_urls, retry_url]}
         self._retry_url = retry_url
         self._dead_letter_url = dead_letter_url

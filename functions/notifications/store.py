@@ -25,6 +25,8 @@ from notifications.ports import AlreadyExists, Claim, ClaimRefusal, bounded_hist
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -57,7 +59,7 @@ def _plain(value: Any) -> Any:
 class DynamoDBStatusStore:
     """The status store (`notifications.ports.StatusStore`) on the notifications table: conditional writes only."""
 
-    def __init__(self, table_name: str, client: Any = None, clock: Clock = system_clock) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None, clock: Clock = system_clock) -> None:
         self._table = table_name
         self._client = client or aws.client("dynamodb")
         self._clock = clock

@@ -32,6 +32,9 @@ from sender.settings import SenderSettings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sqs import SQSClient
 
     from notifications.providers import Provider
     from resilience import Clock
@@ -77,9 +80,9 @@ def default_sender() -> Sender:
 def build_sender(
     settings: SenderSettings,
     *,
-    dynamodb: Any = None,
-    ses: Any = None,
-    sqs: Any = None,
+    dynamodb: DynamoDBClient | None = None,
+    ses: SESV2Client | None = None,
+    sqs: SQSClient | None = None,
     breakers: BreakerRegistry | None = None,
     providers: dict[Channel, list[Provider]] | None = None,
     clock: Clock = system_clock,
@@ -120,7 +123,7 @@ def build_sender(
     return Sender(deliverer=deliverer, queues=queues, concurrency=settings.delivery_concurrency)
 
 
-def default_providers(settings: SenderSettings, *, ses: Any = None) -> dict[Channel, list[Provider]]:
+def default_providers(settings: SenderSettings, *, ses: SESV2Client | None = None) -> dict[Channel, list[Provider]]:
     """Each enabled channel's providers, in the order they are tried."""
     providers: dict[Channel, list[Provider]] = {}
     if Channel.EMAIL in settings.enabled_channels:

@@ -13,6 +13,8 @@ from notifications.providers import ProviderReceipt
 from resilience import ErrorClass
 
 if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+
     from notifications.models import NotificationRecord
 
 # Errors about this one message: retrying cannot help.
@@ -40,7 +42,7 @@ class SesEmailProvider:
     name = PROVIDER
     channel = Channel.EMAIL
 
-    def __init__(self, sender: str, client: Any = None, configuration_set: str | None = None) -> None:
+    def __init__(self, sender: str, client: SESV2Client | None = None, configuration_set: str | None = None) -> None:
         self._sender = sender
         self._client = client or aws.client("sesv2")
         self._configuration_set = configuration_set

@@ -16,13 +16,15 @@ from __future__ import annotations
 import math
 import threading
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from resilience.clock import system_clock
 from resilience.config import DEFAULT_SERVICE
 from resilience.observability import get_logger
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from resilience.clock import Clock
     from resilience.observability import StructuredLogger
 
@@ -78,7 +80,7 @@ class ModeReader:
     def __init__(
         self,
         table_name: str,
-        client: Any,
+        client: DynamoDBClient,
         *,
         clock: Clock = system_clock,
         ttl_seconds: float = 10.0,

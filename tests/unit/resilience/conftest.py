@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import logging
-import socket
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from breaker_fakes import SMALL, RecordingMetrics
 
 from resilience import BreakerRegistry, CircuitBreaker, InMemoryBreakerStore, ResilienceSettings
+from tests.support.breaker_fakes import SMALL, RecordingMetrics
 from tests.support.clock import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from resilience.breaker.circuit import Transition
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unit tests never open a socket: a stray AWS call fails the test."""
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("unit tests must not use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 @pytest.fixture

@@ -49,6 +49,8 @@ from resilience.errors import ConditionFailedError, StoreUnavailableError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from resilience.breaker.state import Attributes, AttributeValue
     from resilience.breaker.store import Condition, Predicate
 
@@ -163,12 +165,12 @@ class DynamoDBBreakerStore(BreakerStore):
         constructing makes no AWS call) with short timeouts and a single retry.
     """
 
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name
         self._client = client
 
     @property
-    def client(self) -> Any:
+    def client(self) -> DynamoDBClient:
         """The DynamoDB client, created on first use."""
         if self._client is None:
             self._client = boto3.client("dynamodb", config=DEFAULT_CLIENT_CONFIG)

@@ -6,9 +6,10 @@ import functools
 import threading
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from resilience.breaker.circuit import BreakerStatus, CircuitBreaker
+from resilience.breaker.circuit import CircuitBreaker
 from resilience.breaker.dynamodb import DynamoDBBreakerStore
 from resilience.breaker.state import BreakerRecord
+from resilience.breaker.status import BreakerStatus
 from resilience.clock import system_clock
 from resilience.config import BreakerConfig, ResilienceSettings, load_settings
 from resilience.observability import PowertoolsBreakerMetrics, get_logger
@@ -16,7 +17,9 @@ from resilience.observability import PowertoolsBreakerMetrics, get_logger
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from resilience.breaker.circuit import Transition
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from resilience.breaker.status import Transition
     from resilience.breaker.store import BreakerStore
     from resilience.classification import ErrorClass
     from resilience.clock import Clock
@@ -67,7 +70,7 @@ class BreakerRegistry:
         *,
         settings: ResilienceSettings | None = None,
         store: BreakerStore | None = None,
-        client: Any | None = None,
+        client: DynamoDBClient | None = None,
         clock: Clock = system_clock,
         configs: Mapping[str, BreakerConfig | Mapping[str, Any]] | None = None,
         defaults: BreakerConfig | None = None,

@@ -1,6 +1,6 @@
 """The breaker store contract: read one item, apply one conditional update to it.
 
-The breaker's logic (:mod:`resilience.breaker.circuit`) states every write declaratively, as an
+The breaker states every write declaratively (:mod:`resilience.breaker.transitions`), as an
 :class:`ItemUpdate` guarded by a tuple of predicates; a store only has to apply such an update
 atomically. :class:`~resilience.breaker.dynamodb.DynamoDBBreakerStore` turns it into one
 ``UpdateItem`` with a ``ConditionExpression``; :class:`~resilience.breaker.memory.InMemoryBreakerStore`

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import boto3
 import pytest
-from breaker_fakes import SMALL
 from moto import mock_aws
 
 from local.template import Stack
@@ -34,6 +33,7 @@ from resilience.breaker.store import (
     StateIs,
     VersionIs,
 )
+from tests.support.breaker_fakes import SMALL
 from tests.support.clock import FakeClock
 
 if TYPE_CHECKING:
