@@ -25,7 +25,7 @@ from notifications.errors import (
 )
 from notifications.health import DependencyProbe, mode_of
 from notifications.models import NotificationRequest, NotificationView
-from notifications.observability import logger, metrics, with_lambda_context
+from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.queues import QueueUrls, SqsEnqueuer
 from notifications.settings import load_settings
 from notifications.store import DynamoDBStatusStore
@@ -217,6 +217,7 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | N
 
 
 @with_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@with_tracing
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, context)

@@ -1,18 +1,55 @@
-"""Logger and EMF metrics for every Herald function; log fields are structured and never personal data."""
+"""Logger, EMF metrics and the X-Ray tracer for every Herald function; log fields are structured and never
+personal data.
+
+The service name and the metrics namespace come from Powertools' own variables
+(`POWERTOOLS_SERVICE_NAME`, `POWERTOOLS_METRICS_NAMESPACE`, set by template.yaml), with the resilience
+library's defaults when they are unset, so every log line and metric of a function names one service.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Callable
+from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities import jmespath_utils
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from resilience.config import DEFAULT_NAMESPACE, DEFAULT_SERVICE, NAMESPACE_ENV, SERVICE_ENV
 
-logger = Logger(service="herald")
-metrics = Metrics(namespace="Herald", service="herald")
+SERVICE = os.environ.get(SERVICE_ENV) or DEFAULT_SERVICE
+NAMESPACE = os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@functools.cache
+def tracer() -> Tracer:
+    """The X-Ray tracer, built on first use, so importing a function costs no X-Ray import.
+
+    Powertools switches it off outside Lambda (tests, the local runtime). Only AWS SDK calls are
+    patched: webhook calls go out unpatched, so no trace header reaches a customer's endpoint.
+    """
+    return Tracer(service=SERVICE, patch_modules=["botocore"])
+
+
+def with_tracing(handler: Handler) -> Handler:
+    """Powertools' `capture_lambda_handler` (response not captured: it may hold personal data), applied
+    when the handler first runs rather than at import."""
+    traced: list[Handler] = []
+
+    @functools.wraps(handler)
+    def wrapper(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not traced:
+            traced.append(tracer().capture_lambda_handler(handler, capture_response=False))
+        return traced[0](event, context)
+
+    return wrapper
+
 
 _cold_start = True
 

@@ -17,7 +17,7 @@ from notifications.delivery import Deliverer, DeliveryPolicy, DeliveryResult, Ou
 from notifications.errors import DependencyUnavailable
 from notifications.failures import delivery_classifier
 from notifications.models import Channel, QueueMessage
-from notifications.observability import logger, metrics, with_lambda_context
+from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.providers.ses import SesEmailProvider
 from notifications.providers.webhook import WebhookProvider
 from notifications.queues import SqsDeliveryQueues
@@ -197,6 +197,7 @@ def handle(event: dict[str, Any], context: LambdaContext, sender: Sender | None 
 
 
 @with_lambda_context()
+@with_tracing
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return handle(event, context)

@@ -46,3 +46,37 @@ def test_concurrent_invocations_keep_their_own_context_keys() -> None:
         ("sender", "sender", "sender"),
     ]
     assert "function_request_id" not in logger.thread_safe_get_current_keys()
+
+
+def test_the_tracer_is_built_on_the_first_invocation_and_traces_nothing_outside_lambda() -> None:
+    # Given: a handler wrapped for tracing, in a process that is not a Lambda environment
+    from notifications import observability  # noqa: PLC0415 - the module under test, its cache reset first
+
+    observability.tracer.cache_clear()
+    calls: list[dict[str, object]] = []
+
+    @observability.with_tracing
+    def handler(event: dict[str, object], context: object) -> dict[str, object]:
+        calls.append(event)
+        return {"ok": True}
+
+    built_at_import = observability.tracer.cache_info().currsize
+
+    # When
+    first = handler({"n": 1}, None)
+    second = handler({"n": 2}, None)
+
+    # Then: nothing was built until the handler ran; Powertools switched tracing off outside Lambda
+    assert built_at_import == 0
+    assert observability.tracer.cache_info().currsize == 1
+    assert observability.tracer().disabled is True
+    assert (first, second, calls) == ({"ok": True}, {"ok": True}, [{"n": 1}, {"n": 2}])
+
+
+def test_logs_and_metrics_name_the_service_from_powertools_variables() -> None:
+    # Given / When
+    from notifications import observability  # noqa: PLC0415
+
+    # Then: the template's POWERTOOLS_SERVICE_NAME, or the one default every package shares
+    assert observability.logger.service == observability.SERVICE == "herald"
+    assert observability.metrics.namespace == observability.NAMESPACE == "Herald"
