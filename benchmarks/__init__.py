@@ -4,6 +4,6 @@ Importing the package puts the Lambda code (``functions/`` and the resilience la
 where Lambda would find it, so each benchmark imports it as the functions do.
 """
 
-from local.functions import add_code_paths
+from local.lambda_.handlers import add_code_paths
 
 add_code_paths()

@@ -263,7 +263,7 @@ def create_tables(endpoint: str) -> None:
     """Herald's table from template.yaml's key schema; the peer's with its default ``id`` key."""
     import boto3
 
-    from local.template import Stack
+    from local.aws.template import Stack
 
     client = boto3.client("dynamodb", endpoint_url=endpoint)
     properties = Stack.from_file().of_type("AWS::DynamoDB::Table")["ResilienceTable"]
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     rates = [float(r) for r in args.failure_rates.split(",") if r.strip()]
 
-    from local.moto_server import MotoServer, aws_environment, free_port
+    from local.aws.moto_server import MotoServer, aws_environment, free_port
 
     with MotoServer(free_port()) as server:
         os.environ.update(aws_environment(server.url))

@@ -24,16 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from local import REPO_ROOT
-from local.functions import add_code_paths, load_functions, merged_environment
+from local.lambda_.handlers import add_code_paths, load_functions, merged_environment
 
 add_code_paths()
 
 import boto3  # noqa: E402 - after the code paths, as Lambda would load it
 from moto import mock_aws  # noqa: E402
 
-from local.lambda_context import LambdaContext  # noqa: E402
-from local.provision import provision  # noqa: E402
-from local.template import Stack  # noqa: E402
+from local.aws.provision import provision  # noqa: E402
+from local.aws.template import Stack  # noqa: E402
+from local.lambda_.context import LambdaContext  # noqa: E402
 
 REGION = "us-east-1"
 

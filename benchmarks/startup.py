@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from local.moto_server import MotoServer, free_port
+from local.aws.moto_server import MotoServer, free_port
 
 READY = "Herald is ready"
 

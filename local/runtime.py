@@ -17,20 +17,20 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
 
-from local.api_gateway import ApiGateway, ApiServer
-from local.functions import load_functions, merged_environment
+from local.apigateway.gateway import ApiGateway, ApiServer
+from local.aws.moto_server import MotoServer, aws_environment
+from local.aws.provision import Provisioned, provision
+from local.aws.template import TEMPLATE_PATH, Stack
+from local.lambda_.handlers import load_functions, merged_environment
+from local.lambda_.pollers import SqsPoller, sqs_event_sources
 from local.logs import get_logger
-from local.moto_server import MotoServer, aws_environment
-from local.pollers import SqsPoller, sqs_event_sources
-from local.provision import Provisioned, provision
 from local.settings import LocalSettings
-from local.template import TEMPLATE_PATH, Stack
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from local.functions import Handler, LocalFunction
+    from local.lambda_.handlers import Handler, LocalFunction
 
 READY_LINE = "Herald is ready"
 LOCAL_ONLY_ENVIRONMENT = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # webhooks to 127.0.0.1 sandboxes

@@ -16,7 +16,7 @@ HERALD_REGION              us-east-1         Region of the embedded AWS and of e
 HERALD_LOG_LEVEL_RUNTIME   INFO              Log level of the runtime's own logs (handlers use POWERTOOLS_LOG_LEVEL)
 HERALD_<PARAMETER>         template default  Any template parameter, e.g. HERALD_MAX_RECEIVE_COUNT,
                                              HERALD_SENDER_BATCH_SIZE, HERALD_API_THROTTLE_RATE_LIMIT
-                                             (see ``local.template.parameter_env_name``)
+                                             (see ``local.aws.template.parameter_env_name``)
 ========================== ================= ===============================================================
 """
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from local.moto_server import aws_environment, free_port
+from local.aws.moto_server import aws_environment, free_port
 from local.runtime import READY_LINE
 from local.settings import DEFAULT_ADMIN_API_KEY, DEFAULT_API_KEY
 

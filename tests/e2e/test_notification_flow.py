@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.template import load_sam_template
-from tests.support.receiver import WebhookReceiver
+from local.aws.template import load_sam_template
+from local.receiver import WebhookReceiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from local.receiver import WebhookReceiver
 from resilience import BreakerRegistry, BreakerState, DynamoDBBreakerStore, ResilienceSettings
 from tests.e2e.test_notification_flow import call, wait_for_status
-from tests.support.receiver import WebhookReceiver
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,7 +64,7 @@ def wait_until_all(herald: RunningHerald, ids: list[str], wanted: str, timeout: 
 
 @pytest.fixture
 def secret() -> str:
-    from local.template import load_sam_template  # noqa: PLC0415 - the local runtime signs with the default
+    from local.aws.template import load_sam_template  # noqa: PLC0415 - the local runtime signs with the default
 
     value: str = load_sam_template()["Parameters"][SECRET_PARAMETER]["Default"]
     return value

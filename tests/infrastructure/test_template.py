@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.template import Stack, load_sam_template
+from local.aws.template import Stack, load_sam_template
 
 SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
 ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import boto3
 
-    from local.template import Stack
+    from local.aws.template import Stack
 
 
 @dataclass(frozen=True)

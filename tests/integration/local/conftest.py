@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.moto_server import MotoServer, free_port
-from local.provision import Provisioned, name_emulated_resources, provision
+from local.aws.moto_server import MotoServer, free_port
+from local.aws.provision import Provisioned, name_emulated_resources, provision
+from local.aws.template import Stack
 from local.runtime import AwsClients
-from local.template import Stack
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.api_gateway import ApiGateway, ApiServer
-from local.moto_server import free_port
+from local.apigateway.gateway import ApiGateway, ApiServer
+from local.aws.moto_server import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from local.template import Stack
+    from local.aws.template import Stack
 
 API_KEY = "test-key"
 ADMIN_KEY = "test-admin-key"

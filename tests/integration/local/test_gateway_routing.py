@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from local.api_routes import RouteTable, routes_from_body
-from local.gateway_responses import GatewayResponses
+from local.apigateway.gateway_responses import GatewayResponses
+from local.apigateway.routes import RouteTable, routes_from_body
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from local.template import Stack
+    from local.aws.template import Stack
 
 _URI = {"Fn::Sub": "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${ApiFunction.Arn}/invocations"}
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.functions import LocalFunction, load_functions
-from local.pollers import SqsEventSource, SqsPoller, sqs_event_sources
+from local.lambda_.handlers import LocalFunction, load_functions
+from local.lambda_.pollers import SqsEventSource, SqsPoller, sqs_event_sources
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from local.provision import creation_order
+from local.aws.provision import creation_order
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from local.functions import EnvironmentConflictError, FunctionTimeoutError, LocalFunction, merged_environment
-from local.moto_server import free_port
+from local.aws.moto_server import free_port
+from local.lambda_.handlers import EnvironmentConflictError, FunctionTimeoutError, LocalFunction, merged_environment
 from local.runtime import READY_LINE, Runtime
 from local.settings import LocalSettings
 

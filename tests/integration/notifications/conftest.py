@@ -14,17 +14,17 @@ from moto import mock_aws
 
 from api.app import build_dependencies, handle
 from api.settings import ApiSettings
-from local.functions import load_functions, merged_environment
-from local.lambda_context import LambdaContext
-from local.pollers import sqs_record
-from local.provision import provision
-from local.template import Stack
+from local.aws.provision import provision
+from local.aws.template import Stack
+from local.lambda_.context import LambdaContext
+from local.lambda_.handlers import load_functions, merged_environment
+from local.lambda_.pollers import sqs_record
+from local.receiver import WebhookReceiver
 from notifications.settings import load_settings
 from sender.app import build_sender
 from sender.app import handle as handle_batch
 from sender.settings import SenderSettings
 from tests.support.iam import AwsCallRecorder
-from tests.support.receiver import WebhookReceiver
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

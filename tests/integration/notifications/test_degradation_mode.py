@@ -12,8 +12,8 @@ from tests.support import events
 from tests.support.clock import FakeClock
 
 if TYPE_CHECKING:
+    from local.receiver import WebhookReceiver
     from tests.integration.notifications.conftest import Herald
-    from tests.support.receiver import WebhookReceiver
 
 
 def store_mode(herald: Herald, mode: str) -> None:

@@ -15,8 +15,8 @@ from tests.support import events
 from tests.support.iam import denied_calls
 
 if TYPE_CHECKING:
+    from local.receiver import WebhookReceiver
     from tests.integration.notifications.conftest import Herald
-    from tests.support.receiver import WebhookReceiver
 
 
 def accept(herald: Herald, body: dict[str, Any]) -> str:

@@ -8,9 +8,9 @@ from typing import Any
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
+from local.receiver import WebhookReceiver
 from tests.integration.notifications.conftest import REGION, Herald
 from tests.support import events
-from tests.support.receiver import WebhookReceiver
 
 
 def accept(herald: Herald, body: dict[str, Any]) -> str:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from local.moto_server import MotoServer, free_port
-from local.provision import provision
-from local.template import Stack
+from local.aws.moto_server import MotoServer, free_port
+from local.aws.provision import provision
+from local.aws.template import Stack
 from notifications.clock import iso
 from notifications.models import Channel, HistoryEntry, NotificationRecord, Status
 from notifications.ports import MAX_HISTORY, AlreadyExists, ClaimRefusal

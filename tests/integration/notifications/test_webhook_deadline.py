@@ -13,8 +13,8 @@ from notifications.failures import delivery_classifier
 from notifications.models import NotificationRecord, Recipient
 from notifications.providers.webhook import ConnectionPool, WebhookProvider
 from resilience import ErrorClass
-from tests.support.receiver import ScriptedServer, read_request
 from tests.support.records import make_record
+from tests.support.scripted_server import ScriptedServer, read_request
 
 if TYPE_CHECKING:
     import socket

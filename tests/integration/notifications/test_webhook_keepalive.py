@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from local.receiver import WebhookReceiver
 from notifications.errors import DeliveryError
 from notifications.failures import delivery_classifier
 from notifications.models import NotificationRecord, Recipient
 from notifications.providers.webhook import ConnectionPool, WebhookProvider
 from resilience import ErrorClass
 from tests.support.clock import FakeClock
-from tests.support.receiver import ScriptedServer, WebhookReceiver, read_request
 from tests.support.records import make_record
+from tests.support.scripted_server import ScriptedServer, read_request
 
 if TYPE_CHECKING:
     import socket

@@ -5,48 +5,31 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from local.moto_server import LOOPBACK
-from local.receiver import Answer, ReceiverServer, make_handler
+from local.receiver import WebhookReceiver, example_receiver
 from notifications.errors import DeliveryError
 from notifications.models import NotificationRecord, Recipient
 from notifications.providers.webhook import WebhookProvider
 from tests.support.records import make_record
 
 if TYPE_CHECKING:
-    import socket
     from collections.abc import Iterator
 
 SECRET = "whsec_aGVyYWxkLWxvY2FsLWRldmVsb3BtZW50LXNlY3JldA=="
 
 
-class CountingServer(ReceiverServer):
-    """The example receiver, counting the connections it accepts."""
-
-    accepted = 0
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        self.accepted += 1
-        return super().get_request()
-
-
 @pytest.fixture
-def server() -> Iterator[CountingServer]:
-    running = CountingServer((LOOPBACK, 0), make_handler(SECRET, Answer(200)))
-    thread = threading.Thread(target=running.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield running
-    running.shutdown()
-    running.server_close()
-    thread.join(timeout=5)
+def server() -> Iterator[WebhookReceiver]:
+    """The example receiver as `python -m local.receiver` runs it, on a port the system picks."""
+    with example_receiver(SECRET, 200) as running:
+        yield running
 
 
-def control(server: CountingServer, method: str, body: str | None = None) -> tuple[int, dict[str, object]]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+def control(server: WebhookReceiver, method: str, body: str | None = None) -> tuple[int, dict[str, object]]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
         connection.request(method, "/_status", body=body)
         response = connection.getresponse()
@@ -55,12 +38,12 @@ def control(server: CountingServer, method: str, body: str | None = None) -> tup
         connection.close()
 
 
-def record(server: CountingServer) -> NotificationRecord:
-    return make_record(recipient=Recipient(webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook"))
+def record(server: WebhookReceiver) -> NotificationRecord:
+    return make_record(recipient=Recipient(webhook_url=f"http://127.0.0.1:{server.port}/hook"))
 
 
 def test_the_answered_status_switches_at_run_time_over_one_kept_alive_connection(
-    server: CountingServer, capsys: pytest.CaptureFixture[str]
+    server: WebhookReceiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given
     provider = WebhookProvider(SECRET, allow_private_targets=True)
@@ -75,7 +58,7 @@ def test_the_answered_status_switches_at_run_time_over_one_kept_alive_connection
     provider.close()
 
     # Then: three deliveries on one connection (the two control calls opened their own)
-    assert server.accepted == 1 + 2
+    assert server.connections == 1 + 2
     assert failing == (200, {"status": 503})
     assert failure.value.status_code == 503
     assert recovered == (200, {"status": 200})
@@ -86,7 +69,7 @@ def test_the_answered_status_switches_at_run_time_over_one_kept_alive_connection
 
 
 @pytest.mark.parametrize("body", ["busy", "42", "700", ""])
-def test_a_status_that_is_not_one_is_refused_and_the_old_one_kept(server: CountingServer, body: str) -> None:
+def test_a_status_that_is_not_one_is_refused_and_the_old_one_kept(server: WebhookReceiver, body: str) -> None:
     # When
     status, answer = control(server, "PUT", body)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.moto_server import free_port
+from local.aws.moto_server import free_port
 from notifications.errors import DeliveryError, TargetRefused, UndeliverableError
 from notifications.failures import delivery_classifier
 from notifications.models import Channel, NotificationRecord, Recipient

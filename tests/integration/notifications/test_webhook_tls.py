@@ -15,13 +15,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from local.receiver import WebhookReceiver
 from notifications.errors import DeliveryError
 from notifications.failures import delivery_classifier
 from notifications.models import NotificationRecord, Recipient
 from notifications.providers.webhook import WebhookProvider
 from resilience import ErrorClass
-from tests.support.receiver import ScriptedServer, WebhookReceiver, read_request
 from tests.support.records import make_record
+from tests.support.scripted_server import ScriptedServer, read_request
 
 if TYPE_CHECKING:
     import socket

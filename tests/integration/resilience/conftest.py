@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from local.moto_server import MotoServer, aws_environment, free_port
-from local.template import Stack
+from local.aws.moto_server import MotoServer, aws_environment, free_port
+from local.aws.template import Stack
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.template import Stack
+from local.aws.template import Stack
 from resilience import (
     BreakerState,
     CircuitBreaker,

@@ -9,7 +9,7 @@ import pytest
 
 from api.app import Dependencies, handle
 from api.settings import ApiSettings
-from local.lambda_context import LambdaContext
+from local.lambda_.context import LambdaContext
 from notifications.accept import AcceptPolicy, NotificationAcceptor
 from notifications.health import Check
 from tests.support.clock import FakeClock

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from local.logs import get_logger
 
 if TYPE_CHECKING:
-    from local.template import Stack
+    from local.aws.template import Stack
 
 Invoke = Callable[[dict[str, Any]], Any]
 

@@ -1,6 +1,6 @@
 """The REST API as API Gateway serves it: routes, API keys, usage plan, gateway responses, Lambda proxy.
 
-:class:`ApiGateway` turns one :class:`~local.proxy_event.HttpRequest` into an HTTP response;
+:class:`ApiGateway` turns one :class:`~local.apigateway.proxy_event.HttpRequest` into an HTTP response;
 :class:`ApiServer` serves it over HTTP on 127.0.0.1 in a background thread.
 """
 
@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from local.api_routes import Route, RouteTable, routes_from_body
-from local.gateway_responses import GatewayResponses
+from local.apigateway.gateway_responses import GatewayResponses
+from local.apigateway.proxy_event import ApiContext, HttpRequest, MalformedResponseError, build_event, parse_response
+from local.apigateway.routes import Route, RouteTable, routes_from_body
+from local.apigateway.throttle import KeyQuota, KeyThrottle
+from local.aws.moto_server import LOOPBACK
+from local.aws.provision import local_id
 from local.logs import get_logger
-from local.provision import local_id
-from local.proxy_event import ApiContext, HttpRequest, MalformedResponseError, build_event, parse_response
-from local.throttle import KeyQuota, KeyThrottle
 
 if TYPE_CHECKING:
-    from local.template import Stack
+    from local.aws.template import Stack
 
 Invoke = Callable[[dict[str, Any]], Any]
 """Invoke a function with an event and return its response (e.g. ``LocalFunction.invoke``)."""
@@ -30,7 +31,6 @@ Invoke = Callable[[dict[str, Any]], Any]
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST API payload limit (10 MiB)
 ADMIN_KEY_LOGICAL_ID = "LocalAdminApiKey"  # the admin key is not in the template; it gets a local key id
 INTERNAL_ERROR_BODY = b'{"message": "Internal server error"}'
-LOOPBACK = "127.0.0.1"
 _LINE_LIMIT = 65537
 _DISCARD_LIMIT = 8 * MAX_PAYLOAD_BYTES  # past this, close the connection rather than read a body we drop
 

@@ -57,8 +57,8 @@ class MotoServer:
         # moto's server must not itself be pointed at an endpoint: it is the endpoint.
         env.pop("AWS_ENDPOINT_URL", None)
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            # moto's server, with DynamoDB requests serialised (see local.embedded_aws for why)
-            [sys.executable, "-m", "local.embedded_aws", "-H", self.host, "-p", str(self.port)],
+            # moto's server, with DynamoDB requests serialised (see local.aws.embedded_aws for why)
+            [sys.executable, "-m", "local.aws.embedded_aws", "-H", self.host, "-p", str(self.port)],
             env=env,
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,

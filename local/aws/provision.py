@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from local.functions import function_arn, function_name
+from local.lambda_.handlers import function_arn, function_name
 from local.logs import get_logger
 
 if TYPE_CHECKING:
-    from local.template import Stack
+    from local.aws.template import Stack
 
 logger = get_logger("provision")
 

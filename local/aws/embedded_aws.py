@@ -1,4 +1,4 @@
-"""moto's server, with DynamoDB's atomic conditional writes: `python -m local.embedded_aws -H 127.0.0.1 -p 4566`.
+"""moto's server, with DynamoDB's atomic conditional writes: `python -m local.aws.embedded_aws -H 127.0.0.1 -p 4566`.
 
 moto's server handles requests on threads and takes no lock around a DynamoDB operation, so two
 concurrent conditional updates of one item can both pass their condition (measured: 2 of 8

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local import REPO_ROOT
-from local.lambda_context import LambdaContext
+from local.lambda_.context import LambdaContext
 from local.logs import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from local.template import Stack
+    from local.aws.template import Stack
 
 Handler = Callable[[Any, Any], Any]
 """A Lambda handler: ``handler(event, context) -> response``."""
@@ -33,7 +33,7 @@ CODE_PATHS = (REPO_ROOT / "functions", REPO_ROOT / "layers" / "resilience")
 DEFAULT_TIMEOUT_SECONDS = 3  # CloudFormation's default for AWS::Lambda::Function
 DEFAULT_MEMORY_MB = 128
 
-logger = get_logger("functions")
+logger = get_logger("lambda")
 
 
 class FunctionTimeoutError(Exception):

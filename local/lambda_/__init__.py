@@ -1,0 +1,1 @@
+"""The Lambda service, locally: the template's functions run in this process, their context, and the SQS pollers."""
