@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 Invoke = Callable[[dict[str, Any]], Any]
 
 SQS_RECEIVE_MAX = 10  # messages per ReceiveMessage call
+EMPTY_SHORT_POLL_PAUSE_SECONDS = 0.1  # after a short poll (WaitTimeSeconds 0) that found nothing
 DEFAULT_SQS_BATCH_SIZE = 10
 MAX_BATCH_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit
 _ATTRIBUTE_ORDER = ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp")
@@ -153,6 +154,10 @@ class SqsPoller:
     """Play one SQS event source mapping with ``concurrency`` polling threads.
 
     ``sqs`` is a boto3 SQS client for the embedded AWS; ``invoke`` runs the mapped function.
+    ``wait_seconds`` is the ReceiveMessage long poll (0: short polls). The batching window is measured on
+    ``clock`` (monotonic seconds); between two short polls that found nothing the window pauses with
+    ``sleep`` (seconds), by default on the stop event so that :meth:`stop` cuts the pause short. Tests pass
+    a fake clock and a ``sleep`` that advances it, so a window closes without anyone waiting for it.
     """
 
     source: SqsEventSource
@@ -160,6 +165,8 @@ class SqsPoller:
     sqs: Any
     concurrency: int = 1
     wait_seconds: int = 1
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], object] | None = None
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _threads: list[threading.Thread] = field(default_factory=list, init=False)
 
@@ -178,7 +185,7 @@ class SqsPoller:
     def stop(self, timeout: float = 10) -> None:
         """Stop polling; wait for an invocation in progress to finish (up to ``timeout`` s)."""
         self._stop.set()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout  # real time, not ``clock``: it bounds real thread joins
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._threads.clear()
@@ -192,7 +199,9 @@ class SqsPoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                handled = self.poll_once()
+                if not handled and self.wait_seconds == 0:
+                    self._pause(EMPTY_SHORT_POLL_PAUSE_SECONDS)  # short polls that find nothing: do not spin
             except Exception:  # keep polling, as Lambda's poller does, but say what happened
                 if self._stop.is_set():
                     break  # the embedded AWS may already be gone when shutting down
@@ -245,21 +254,28 @@ class SqsPoller:
         if not messages or self.source.batching_window_seconds <= 0:
             return messages
         batch = {message["MessageId"]: message for message in messages}
-        closes = time.monotonic() + self.source.batching_window_seconds
+        closes = self.clock() + self.source.batching_window_seconds
         size = sum(len(message["Body"]) for message in messages)
         while len(batch) < self.source.batch_size and size < MAX_BATCH_PAYLOAD_BYTES and not self._stop.is_set():
-            remaining = closes - time.monotonic()
+            remaining = closes - self.clock()
             if remaining <= 0:
                 break
             wait = int(min(self.wait_seconds, remaining))
             more = self._receive(min(SQS_RECEIVE_MAX, self.source.batch_size - len(batch)), wait)
             if not more and wait == 0:
-                self._stop.wait(min(0.1, remaining))  # a short poll found nothing: do not spin
+                self._pause(min(EMPTY_SHORT_POLL_PAUSE_SECONDS, remaining))  # a short poll found nothing: do not spin
             for message in more:
                 if message["MessageId"] not in batch:
                     size += len(message["Body"])
                 batch[message["MessageId"]] = message
         return list(batch.values())
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between two short polls of a batching window that found nothing."""
+        if self.sleep is None:
+            self._stop.wait(seconds)
+        else:
+            self.sleep(seconds)
 
     def _delete(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), SQS_RECEIVE_MAX):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +12,7 @@ import pytest
 
 from local.lambda_.handlers import LocalFunction, load_functions
 from local.lambda_.pollers import SqsEventSource, SqsPoller, sqs_event_sources
+from tests.support.clock import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -44,6 +43,22 @@ class FakeSender:
             return self.response(event)
         failed = [record["messageId"] for record in event["Records"] if record["body"] == "fail"]
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+@dataclass
+class ReceiveSpy:
+    """The poller's SQS client, calling ``on_receive`` with the request and messages of every ReceiveMessage."""
+
+    sqs: Any
+    on_receive: Callable[[dict[str, Any], list[dict[str, Any]]], None]
+
+    def receive_message(self, **request: Any) -> dict[str, Any]:
+        response: dict[str, Any] = self.sqs.receive_message(**request)
+        self.on_receive(request, response.get("Messages", []))
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sqs, name)
 
 
 @dataclass
@@ -238,9 +253,10 @@ def test_batch_size_is_honoured(subject: Callable[..., Subject]) -> None:
     # Given SenderBatchSize 2 (a template parameter) and five messages
     poll = subject(SenderBatchSize="2")
     poll.send("1", "2", "3", "4", "5")
+    poller = dataclasses.replace(poll.poller, wait_seconds=0)  # short polls: the last, empty one returns at once
 
     # When the poller runs until the queue is empty
-    while poll.poller.poll_once():
+    while poller.poll_once():
         pass
 
     # Then no batch held more than two messages and every message was delivered once and deleted
@@ -250,32 +266,56 @@ def test_batch_size_is_honoured(subject: Callable[..., Subject]) -> None:
 
 
 def test_batching_window_gathers_messages_that_arrive_during_it(subject: Callable[..., Subject]) -> None:
-    # Given a 1 s batching window and two messages waiting
+    # Given a 1 s batching window on a fake clock (short polls; the pause between them advances the clock)
+    # and two messages waiting
     poll = subject(SenderBatchingWindowSeconds="1")
+    clock = FakeClock()
+    opened = clock()
+    late = ["late-1", "late-2"]
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        if late and clock() - opened >= 0.3:  # 0.3 s into the window, two more arrive
+            poll.send(*late)
+            late.clear()
+
+    poller = dataclasses.replace(poll.poller, wait_seconds=0, clock=clock, sleep=sleep)
     poll.send("early-1", "early-2")
 
     # When two more arrive while the window is open
-    worker = threading.Thread(target=poll.poller.poll_once)
-    worker.start()
-    time.sleep(0.3)
-    poll.send("late-1", "late-2")
-    worker.join(timeout=5)
+    handled = poller.poll_once()
 
-    # Then one invocation got all four
+    # Then one invocation got all four, once the window's 1 s had passed
+    assert handled == 4
+    assert not late
     assert len(poll.sender.batches) == 1
     assert sorted(record["body"] for record in poll.sender.batches[0]) == ["early-1", "early-2", "late-1", "late-2"]
+    assert clock() - opened == pytest.approx(1)
 
 
 def test_a_message_received_again_during_the_window_is_in_the_batch_once(subject: Callable[..., Subject]) -> None:
-    # Given a 3 s batching window, longer than the queue's 1 s visibility timeout, and one message
+    # Given a 3 s batching window on a fake clock, longer than the queue's 1 s visibility timeout, and one
+    # message; the window's clock runs out as soon as the message has been received again (moto makes it
+    # visible again after 1 s of wall time: that second is the only real wait)
     poll = subject(SenderBatchingWindowSeconds="3")
+    clock = FakeClock()
+
+    def close_window_once_received_again(request: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+        if any(message["Attributes"]["ApproximateReceiveCount"] == "2" for message in messages):
+            clock.advance(3)
+        elif not messages:  # an empty long poll spent its wait: the window still closes if it never comes back
+            clock.advance(request["WaitTimeSeconds"])
+
+    spy = ReceiveSpy(poll.sqs, close_window_once_received_again)
+    poller = dataclasses.replace(poll.poller, clock=clock, sqs=spy)
     poll.send("only")
 
     # When the poller gathers a batch (the message becomes visible again, and is received again, meanwhile)
-    poll.poller.poll_once()
+    poller.poll_once()
 
-    # Then the invocation saw it once, and deleting it with the latest receipt emptied the queue
+    # Then the invocation saw it once, with its latest receipt, and deleting it with that receipt emptied the queue
     assert [[record["body"] for record in batch] for batch in poll.sender.batches] == [["only"]]
+    assert poll.sender.batches[0][0]["attributes"]["ApproximateReceiveCount"] == "2"
     assert poll.depth() == 0
 
 
@@ -295,3 +335,34 @@ def test_message_failing_max_receive_count_times_lands_in_the_dead_letter_queue(
     assert poll.depth() == 0
     (dead,) = _receive_one(poll, poll.dlq_url, wait=1)
     assert dead["Body"] == "fail"
+
+
+def test_short_polls_that_find_nothing_pause_instead_of_spinning(subject: Callable[..., Subject]) -> None:
+    # Given a poller making short polls (HERALD_POLL_WAIT_SECONDS=0) on an empty queue, whose pauses are
+    # recorded; the third pause stops it
+    poll = subject()
+    pauses: list[float] = []
+    receives: list[int] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            poller.request_stop()
+
+    class CountingSqs:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(poll.poller.sqs, name)
+
+        def receive_message(self, **kwargs: Any) -> Any:
+            receives.append(kwargs["WaitTimeSeconds"])
+            return poll.poller.sqs.receive_message(**kwargs)
+
+    poller = dataclasses.replace(poll.poller, wait_seconds=0, sleep=pause, sqs=CountingSqs())
+
+    # When the poller's loop runs until it is stopped
+    poller._run()
+
+    # Then every empty short poll was followed by a pause, rather than the next poll at once
+    assert receives == [0, 0, 0]
+    assert pauses == [0.1, 0.1, 0.1]
+    assert poll.sender.batches == []
