@@ -1,7 +1,7 @@
 """Circuit breakers whose state every execution environment shares through DynamoDB.
 
-:class:`CircuitBreaker` (``circuit``) coordinates; ``permit``, ``status``, ``window``, ``transitions``,
-``snapshot`` and ``reporting`` hold its parts; ``state`` and ``store`` the item and the store contract,
+:class:`CircuitBreaker` (``circuit``) coordinates; ``admission``, ``permit``, ``status``, ``window``,
+``transitions``, ``snapshot`` and ``reporting`` hold its parts; ``state`` and ``store`` the item and the store contract,
 ``dynamodb`` and ``memory`` the two stores; ``registry`` one breaker per name.
 """
 

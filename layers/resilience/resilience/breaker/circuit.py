@@ -1,7 +1,8 @@
 """The circuit breaker: one per name, its state shared by every execution environment through a store.
 
 :class:`CircuitBreaker` coordinates and does the store's I/O, under one lock; the rules live in small
-parts: :mod:`~resilience.breaker.snapshot` (the cached item, failing open), :mod:`~resilience.breaker.window`
+parts: :mod:`~resilience.breaker.admission` (who may call, and what the half-open probes settle),
+:mod:`~resilience.breaker.snapshot` (the cached item, failing open), :mod:`~resilience.breaker.window`
 (unwritten outcomes, :func:`~resilience.breaker.window.judge`), :mod:`~resilience.breaker.transitions`
 (every write and its condition), :mod:`~resilience.breaker.permit`, :mod:`~resilience.breaker.status`
 and :mod:`~resilience.breaker.reporting` (logs and metrics).
@@ -10,13 +11,12 @@ and :mod:`~resilience.breaker.reporting` (logs and metrics).
 from __future__ import annotations
 
 import functools
-import itertools
 import threading
-import uuid
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from resilience.breaker import transitions
-from resilience.breaker.permit import CallOutcome, Denied, Permit, PermitKind
+from resilience.breaker.admission import Admission
+from resilience.breaker.permit import CallOutcome, Permit, PermitKind
 from resilience.breaker.reporting import Reporter
 from resilience.breaker.snapshot import Snapshot
 from resilience.breaker.state import BreakerRecord, BreakerState, WindowCounts
@@ -27,7 +27,7 @@ from resilience.breaker.window import OutcomeWindow, judge
 from resilience.classification import ErrorClass, default_classifier
 from resilience.clock import system_clock
 from resilience.config import BreakerConfig
-from resilience.errors import CircuitOpenError, ConditionFailedError, StoreError
+from resilience.errors import ConditionFailedError, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -101,8 +101,7 @@ class CircuitBreaker:
             on_new_period=self._window.forget,
             on_store_error=self._reporter.store_failed,
         )
-        self._environment = uuid.uuid4().hex[:12]
-        self._sequence = itertools.count(1)
+        self._admission = Admission(self, self.config, self._snapshot, self._transition, self._reporter.rejected)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -139,12 +138,7 @@ class CircuitBreaker:
         """
         with self._lock:
             now = self._clock()
-            admitted = self._admit(self._current(now), now)
-            if isinstance(admitted, Permit):
-                return admitted
-            self._reporter.rejected()
-            record = self._snapshot.record
-            raise CircuitOpenError(self.name, str(record.state), retry_after(record, self.config, now))
+            return self._admission.allow(self._current(now), now)
 
     def permits_call(self) -> bool:
         """Whether :meth:`allow` would hand out a permit now, without taking one.
@@ -266,7 +260,7 @@ class CircuitBreaker:
             if outcome is not CallOutcome.IGNORED:
                 self._reporter.outcome(failed=outcome is CallOutcome.FAILURE)
             if permit.kind is PermitKind.PROBE:
-                self._probe_outcome(permit, outcome, now)
+                self._admission.settle_probe(permit, outcome, now)
                 return
             record = self._snapshot.record
             if outcome is CallOutcome.IGNORED or permit.version != record.version:
@@ -296,78 +290,7 @@ class CircuitBreaker:
             self._snapshot.read(now)
         return self._snapshot.record
 
-    # ------------------------------------------------------------------ admission
-    def _admit(self, record: BreakerRecord, now: float) -> Permit | Denied:
-        for _ in range(3):  # a lost race hands back the current item: judge again on it
-            admitted: Permit | Denied
-            match record.state:
-                case BreakerState.DISABLED:
-                    return Permit(self, PermitKind.UNTRACKED, record.version, now)
-                case BreakerState.CLOSED:
-                    return Permit(self, PermitKind.NORMAL, record.version, now)
-                case BreakerState.FORCED_OPEN:
-                    return Denied.REJECTED
-                case BreakerState.OPEN:
-                    if record.open_until is not None and now < record.open_until:
-                        return Denied.REJECTED
-                    admitted = self._begin_half_open(record, now)
-                case BreakerState.HALF_OPEN:
-                    admitted = self._claim_slot(record, now)
-            if admitted is not Denied.MOVED_ON:
-                return admitted
-            record = self._snapshot.record
-        return Denied.REJECTED
-
-    def _new_lease_id(self) -> str:
-        return f"{self._environment}-{next(self._sequence)}"
-
-    def _begin_half_open(self, record: BreakerRecord, now: float) -> Permit | Denied:
-        lease_id = self._new_lease_id()
-        write = transitions.begin_half_open(record, self._snapshot.attributes, now, self.config, lease_id=lease_id)
-        match self._transition(record, write, now, Reason.WAIT_ELAPSED):
-            case WriteResult.APPLIED:
-                return Permit(self, PermitKind.PROBE, record.version + 1, now, slot=1, lease_id=lease_id)
-            case WriteResult.STORE_DOWN:  # fail open
-                return Permit(self, PermitKind.NORMAL, record.version, now)
-        return Denied.MOVED_ON
-
-    def _claim_slot(self, record: BreakerRecord, now: float) -> Permit | Denied:
-        tried: set[int] = set()
-        while slots := [s for s in record.claimable_slots(now, self.config.half_open_permits) if s not in tried]:
-            tried.add(slots[0])
-            lease_id = self._new_lease_id()
-            write = transitions.claim_probe_slot(record.version, slots[0], lease_id, now, self.config)
-            match self._snapshot.send(write, now, "claim_probe"):
-                case WriteResult.APPLIED:
-                    return Permit(self, PermitKind.PROBE, record.version, now, slot=slots[0], lease_id=lease_id)
-                case WriteResult.STORE_DOWN:  # fail open
-                    return Permit(self, PermitKind.NORMAL, record.version, now)
-            if self._snapshot.record.version != record.version:
-                return Denied.MOVED_ON
-            record = self._snapshot.record  # same period, another slot taken meanwhile: try the next free one
-        return Denied.REJECTED
-
-    # ------------------------------------------------------------------ outcomes and transitions
-    def _probe_outcome(self, permit: Permit, outcome: CallOutcome, now: float) -> None:
-        assert permit.slot is not None and permit.lease_id is not None  # probes always carry both
-        record = self._snapshot.record
-        match outcome:
-            case CallOutcome.IGNORED:
-                self._snapshot.send(
-                    transitions.release_probe(permit.version, permit.slot, permit.lease_id), now, "probe_release"
-                )
-            case CallOutcome.FAILURE if record.version == permit.version:  # else its period is over: it decides nothing
-                write = transitions.probe_failure(record, self._snapshot.attributes, now, self.config)
-                self._transition(record, write, now, Reason.PROBE_FAILED)
-            case CallOutcome.SUCCESS:
-                write = transitions.probe_success(permit.version, permit.slot, permit.lease_id)
-                if self._snapshot.send(write, now, "probe_success") is not WriteResult.APPLIED:
-                    return
-                record = self._snapshot.record
-                if record.state is BreakerState.HALF_OPEN and record.probe_successes >= self.config.success_threshold:
-                    write = transitions.close_breaker(record, self._snapshot.attributes, now, self.config)
-                    self._transition(record, write, now, Reason.PROBES_SUCCEEDED)
-
+    # ------------------------------------------------------------------ judging and transitions
     def _judge(self, now: float) -> None:
         record = self._snapshot.record
         reason = judge(
