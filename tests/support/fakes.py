@@ -2,91 +2,82 @@
 
 The fake store keeps the real store's contract (tests/integration/notifications/test_store.py checks the
 DynamoDB one): a claim is a lease that counts an attempt, only the lease holder writes an outcome, and
-every outcome releases the lease. Unit tests of the engine run on these in milliseconds, with no AWS.
+every outcome releases the lease. It does so by applying the very writes the DynamoDB store renders
+(`notifications.records`: an `ItemUpdate` and its `Condition` per operation) to dict items, so the two
+cannot drift. Unit tests of the engine run on it in milliseconds, with no AWS.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from notifications.clock import iso
+from notifications import records
 from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
-from notifications.models import PENDING_STATUSES, Channel, HistoryEntry, NotificationRecord, Status
-from notifications.ports import AlreadyExists, Claim, ClaimRefusal, bounded_history
+from notifications.ports import AlreadyExists, Claim
 from notifications.providers import ProviderReceipt
 from notifications.queues import QueueUrls
+from resilience.conditional import apply_update, holds_all
 
 if TYPE_CHECKING:
-    from notifications.models import Priority, QueueMessage
+    from notifications.models import Channel, NotificationRecord, Priority, QueueMessage
+    from resilience.conditional import Condition, ItemUpdate, Value
     from tests.support.clock import FakeClock
 
 
-@dataclass
-class _Row:
-    record: NotificationRecord
-    lease_owner: str | None = None
-    lease_until: float = 0.0
-
-
 class FakeStatusStore:
-    """The status store's delivery side, in memory."""
+    """The status store in memory: one dict item per notification, written as the DynamoDB store writes."""
 
     def __init__(self, clock: FakeClock) -> None:
         self._clock = clock
-        self._rows: dict[str, _Row] = {}
+        self._items: dict[str, dict[str, Value]] = {}
         self._lock = threading.Lock()
         self.unavailable = False  # set True to make every request fail as DynamoDB being down would
 
     def put(self, record: NotificationRecord) -> None:
-        """Store a record as it is (test set-up)."""
-        self._rows[record.id] = _Row(record)
+        """Store a record as it is, unconditionally (test set-up)."""
+        self._items[record.id] = records.to_attributes(record)
+
+    def count(self) -> int:
+        """Records stored."""
+        return len(self._items)
+
+    def leased(self, notification_id: str) -> bool:
+        """Whether a sender holds a live lease on the notification."""
+        item = self._items[notification_id]
+        until = item.get(records.LEASE_UNTIL)
+        return item.get(records.LEASE_OWNER) is not None and isinstance(until, float | int) and until > self._clock()
 
     def create(self, record: NotificationRecord) -> None:
         self._check()
+        item, condition = records.create(record)
         with self._lock:
-            existing = self._rows.get(record.id)
-            if existing is not None:
-                raise AlreadyExists(existing.record)
-            self._rows[record.id] = _Row(record)
+            current = self._items.get(record.id)
+            if not holds_all(current, condition):
+                raise AlreadyExists(records.from_attributes(current or {}))
+            self._items[record.id] = item
 
     def get(self, notification_id: str) -> NotificationRecord | None:
         self._check()
-        row = self._rows.get(notification_id)
-        return None if row is None else row.record
+        item = self._items.get(notification_id)
+        return None if item is None else records.from_attributes(item)
 
     def delete_unqueued(self, record: NotificationRecord) -> None:
         self._check()
         with self._lock:
-            row = self._rows.get(record.id)
-            if row is not None and row.record.version == record.version and row.record.status is Status.QUEUED:
-                del self._rows[record.id]
-
-    def count(self) -> int:
-        """Records stored."""
-        return len(self._rows)
-
-    def leased(self, notification_id: str) -> bool:
-        row = self._rows[notification_id]
-        return row.lease_owner is not None and row.lease_until > self._clock()
+            if record.id in self._items and holds_all(self._items[record.id], records.delete_unqueued(record)):
+                del self._items[record.id]
 
     def claim(self, notification_id: str, owner: str, lease_seconds: float) -> Claim:
         self._check()
+        update, condition = records.claim(owner, lease_seconds, now=self._clock())
         with self._lock:
-            row = self._rows.get(notification_id)
-            if row is None:
-                return Claim(record=None, refusal=ClaimRefusal.MISSING)
-            now = self._clock()
-            if row.record.status not in PENDING_STATUSES:
-                return Claim(record=row.record, refusal=ClaimRefusal.TERMINAL)
-            if row.lease_owner is not None and row.lease_until >= now:
-                return Claim(record=row.record, refusal=ClaimRefusal.LEASED)
-            row.record = row.record.model_copy(
-                update={"attempts": row.record.attempts + 1, "version": row.record.version + 1}
-            )
-            row.lease_owner, row.lease_until = owner, now + lease_seconds
-            return Claim(record=row.record)
+            current = self._items.get(notification_id)
+            if not holds_all(current, condition):
+                return records.refused_claim(None if current is None else records.from_attributes(current))
+            self._items[notification_id] = apply_update(current, update)
+            return Claim(record=records.from_attributes(self._items[notification_id]))
 
     def mark_sent(
         self,
@@ -98,59 +89,49 @@ class FakeStatusStore:
         provider_message_id: str | None,
         reason: str,
     ) -> bool:
-        fields = {"channel_used": channel, "provider": provider, "provider_message_id": provider_message_id}
-        return self._write(record, owner, Status.SENT, reason, {**fields, "reason": reason, "error": None})
+        change = records.mark_sent(
+            record,
+            owner,
+            channel=channel,
+            provider=provider,
+            provider_message_id=provider_message_id,
+            reason=reason,
+            now=self._clock(),
+        )
+        return self._write(record, change)
 
     def mark_failed(self, record: NotificationRecord, owner: str, error: str, *, provider: str | None = None) -> bool:
-        fields: dict[str, Any] = {"error": error, "reason": f"failed permanently: {error}", "next_attempt_at": None}
-        if provider:
-            fields["provider"] = provider
-        return self._write(record, owner, Status.FAILED, error, fields)
+        return self._write(record, records.mark_failed(record, owner, error, provider=provider, now=self._clock()))
 
     def mark_dead_lettered(self, record: NotificationRecord, owner: str, error: str, *, reason: str) -> bool:
-        fields = {"error": error, "reason": reason, "next_attempt_at": None}
-        return self._write(record, owner, Status.DEAD_LETTERED, reason, fields)
+        return self._write(record, records.mark_dead_lettered(record, owner, error, reason=reason, now=self._clock()))
 
     def record_retry(
         self, record: NotificationRecord, owner: str, error: str, *, next_attempt_at: float, provider: str | None
     ) -> bool:
-        fields: dict[str, Any] = {"error": error, "reason": f"retrying: {error}"}
-        fields["next_attempt_at"] = iso(next_attempt_at)
-        if provider:
-            fields["provider"] = provider
-        return self._write(record, owner, Status.QUEUED, f"attempt failed, will retry: {error}", fields)
+        change = records.record_retry(
+            record, owner, error, next_attempt_at=next_attempt_at, provider=provider, now=self._clock()
+        )
+        return self._write(record, change)
 
     def defer(
         self, record: NotificationRecord, owner: str, reason: str, *, next_attempt_at: float, error: str | None = None
     ) -> bool:
-        fields: dict[str, Any] = {"reason": reason, "next_attempt_at": iso(next_attempt_at)}
-        if error is not None:
-            fields["error"] = error
-        return self._write(record, owner, Status.DEFERRED, reason, fields, attempts_delta=0 if error else -1)
+        change = records.defer(record, owner, reason, next_attempt_at=next_attempt_at, error=error, now=self._clock())
+        return self._write(record, change)
 
     def release(self, record: NotificationRecord, owner: str) -> bool:
-        return self._write(record, owner, None, None, {}, attempts_delta=-1)
+        return self._write(record, records.release(record, owner, now=self._clock()))
 
-    def _write(  # noqa: PLR0917 - mirrors the real store's one owned write
-        self,
-        record: NotificationRecord,
-        owner: str,
-        status: Status | None,
-        detail: str | None,
-        fields: dict[str, Any],
-        attempts_delta: int = 0,
-    ) -> bool:
+    def _write(self, record: NotificationRecord, change: tuple[ItemUpdate, Condition]) -> bool:
+        """One owned write: applied if its condition holds on the stored item (False otherwise)."""
         self._check()
+        update, condition = change
         with self._lock:
-            row = self._rows[record.id]
-            if row.lease_owner != owner:
+            current = self._items.get(record.id)
+            if not holds_all(current, condition):
                 return False
-            update = {**fields, "attempts": row.record.attempts + attempts_delta, "version": row.record.version + 1}
-            if status is not None:
-                entry = HistoryEntry(status=status, at=iso(self._clock()), detail=detail)
-                update |= {"status": status, "history": bounded_history([*row.record.history, entry])}
-            row.record = row.record.model_copy(update=update)
-            row.lease_owner, row.lease_until = None, 0.0
+            self._items[record.id] = apply_update(current, update)
             return True
 
     def _check(self) -> None:

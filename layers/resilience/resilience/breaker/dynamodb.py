@@ -1,4 +1,4 @@
-"""DynamoDB breaker store: the only module of the library that imports boto3.
+"""DynamoDB breaker store: with `resilience.conditional.dynamodb`, the library's only code that imports boto3.
 
 Item design (table ``RESILIENCE_TABLE``: ``pk`` S hash, ``sk`` S range, TTL ``expires_at``)
 ------------------------------------------------------------------------------------------
@@ -25,25 +25,14 @@ conditional, so a stale read can cost a lost race, never a wrong transition.
 
 from __future__ import annotations
 
-import math
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from resilience.breaker.state import LEASE_DONE, VERSION, lease_attribute, lease_until_attribute
-from resilience.breaker.store import (
-    AtLeast,
-    AtMost,
-    BreakerStore,
-    Equals,
-    ItemUpdate,
-    SlotClaimable,
-    StateIs,
-    VersionIs,
-)
+from resilience.breaker.store import BreakerStore, ItemUpdate
+from resilience.conditional.dynamodb import render
 from resilience.errors import ConditionFailedError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -52,7 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from resilience.breaker.state import Attributes, AttributeValue
-    from resilience.breaker.store import Condition, Predicate
+    from resilience.breaker.store import Condition
 
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
@@ -72,15 +61,6 @@ def item_key(name: str) -> dict[str, dict[str, str]]:
     return {PARTITION_KEY: {"S": f"{KEY_PREFIX}{name}"}, SORT_KEY: {"S": ITEM_SORT_KEY}}
 
 
-def to_dynamodb(value: AttributeValue) -> dict[str, str]:
-    """Serialise a string or number to DynamoDB's wire format."""
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"cannot store non-finite number {value!r}")
-    return {"N": format(Decimal(repr(value)) if isinstance(value, float) else Decimal(value), "f")}
-
-
 def from_dynamodb(item: Mapping[str, Mapping[str, Any]]) -> dict[str, AttributeValue]:
     """Deserialise an item's string and number attributes (the key attributes are dropped)."""
     result: dict[str, AttributeValue] = {}
@@ -93,64 +73,6 @@ def from_dynamodb(item: Mapping[str, Mapping[str, Any]]) -> dict[str, AttributeV
         elif "S" in typed:
             result[key] = str(typed["S"])
     return result
-
-
-class _Expression:
-    """Accumulates placeholder names and values while an expression is built."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-        self.values: dict[str, dict[str, str]] = {}
-
-    def name(self, attribute: str) -> str:
-        placeholder = f"#n{len(self.names)}"
-        for existing, value in self.names.items():
-            if value == attribute:
-                return existing
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: AttributeValue) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = to_dynamodb(value)
-        return placeholder
-
-    def update(self, update: ItemUpdate) -> str:
-        clauses = []
-        if update.set:
-            clauses.append("SET " + ", ".join(f"{self.name(k)} = {self.value(v)}" for k, v in update.set.items()))
-        if update.add:
-            clauses.append("ADD " + ", ".join(f"{self.name(k)} {self.value(v)}" for k, v in update.add.items()))
-        if update.remove:
-            clauses.append("REMOVE " + ", ".join(self.name(k) for k in sorted(update.remove)))
-        return " ".join(clauses)
-
-    def predicate(self, predicate: Predicate) -> str:
-        text: str
-        match predicate:
-            case VersionIs(version):
-                attribute = self.name(VERSION)
-                text = f"{attribute} = {self.value(version)}"
-                if version == 0:  # no item yet, or an item that only ever received window counters
-                    text = f"(attribute_not_exists({attribute}) OR {text})"
-            case StateIs(state):
-                attribute = self.name("state")
-                text = f"{attribute} = {self.value(state)}"
-                if state == "CLOSED":  # a breaker without a state attribute is CLOSED
-                    text = f"(attribute_not_exists({attribute}) OR {text})"
-            case AtMost(attribute, value):
-                text = f"{self.name(attribute)} <= {self.value(value)}"
-            case AtLeast(attribute, value):
-                text = f"{self.name(attribute)} >= {self.value(value)}"
-            case Equals(attribute, value):
-                text = f"{self.name(attribute)} = {self.value(value)}"
-            case SlotClaimable(slot, now):
-                holder, until = self.name(lease_attribute(slot)), self.name(lease_until_attribute(slot))
-                done = self.value(LEASE_DONE)
-                text = f"(attribute_not_exists({holder}) OR ({until} <= {self.value(now)} AND {holder} <> {done}))"
-            case _:  # pragma: no cover - the match is exhaustive
-                raise TypeError(f"unknown predicate {predicate!r}")
-        return text
 
 
 class DynamoDBBreakerStore(BreakerStore):
@@ -187,20 +109,14 @@ class DynamoDBBreakerStore(BreakerStore):
 
     def update(self, name: str, update: ItemUpdate, condition: Condition = ()) -> Attributes:
         """Apply a conditional update with one ``UpdateItem`` (see :meth:`BreakerStore.update`)."""
-        expression = _Expression()
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": item_key(name),
-            "UpdateExpression": expression.update(update),
+            **render(update, condition),
             "ReturnValues": "ALL_NEW",
         }
         if condition:
-            request["ConditionExpression"] = " AND ".join(expression.predicate(p) for p in condition)
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        if expression.names:
-            request["ExpressionAttributeNames"] = expression.names
-        if expression.values:
-            request["ExpressionAttributeValues"] = expression.values
         try:
             response = self.client.update_item(**request)
         except ClientError as exc:

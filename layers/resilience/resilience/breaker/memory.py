@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from resilience.breaker.store import BreakerStore, ItemUpdate, apply_update, holds
+from resilience.breaker.store import BreakerStore, ItemUpdate, apply_update
+from resilience.conditional import holds_all
 from resilience.errors import ConditionFailedError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class InMemoryBreakerStore(BreakerStore):
             self._check_available()
             self.writes += 1
             current = self._items.get(name)
-            if not all(holds(current, predicate) for predicate in condition):
+            if not holds_all(current, condition):
                 raise ConditionFailedError(dict(current) if current is not None else None)
             updated = apply_update(current, update)
             self._items[name] = updated

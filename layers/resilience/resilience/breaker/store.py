@@ -1,19 +1,36 @@
 """The breaker store contract: read one item, apply one conditional update to it.
 
 The breaker states every write declaratively (:mod:`resilience.breaker.transitions`), as an
-:class:`ItemUpdate` guarded by a tuple of predicates; a store only has to apply such an update
-atomically. :class:`~resilience.breaker.dynamodb.DynamoDBBreakerStore` turns it into one
-``UpdateItem`` with a ``ConditionExpression``; :class:`~resilience.breaker.memory.InMemoryBreakerStore`
-applies it under a lock, for unit tests and for running without AWS.
+:class:`ItemUpdate` guarded by a tuple of predicates, in the library's conditional-write vocabulary
+(:mod:`resilience.conditional`); a store only has to apply such an update atomically.
+:class:`~resilience.breaker.dynamodb.DynamoDBBreakerStore` renders it to one ``UpdateItem`` with a
+``ConditionExpression``; :class:`~resilience.breaker.memory.InMemoryBreakerStore` applies it under a
+lock, for unit tests and for running without AWS. The three predicates only a breaker needs
+(:class:`VersionIs`, :class:`StateIs`, :class:`SlotClaimable`) are defined here with the generic ones.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
-from resilience.breaker.state import LEASE_DONE, VERSION, lease_attribute, lease_until_attribute
+from resilience.breaker.state import LEASE_DONE, STATE, VERSION, BreakerState, lease_attribute, lease_until_attribute
+from resilience.conditional import (
+    AllOf,
+    AnyOf,
+    AtLeast,
+    AtMost,
+    Condition,
+    Derived,
+    Equals,
+    ItemUpdate,
+    Not,
+    NotExists,
+    Predicate,
+    holds,
+)
+from resilience.conditional import apply_update as apply_item_update
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -22,78 +39,40 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ItemUpdate:
-    """The attribute changes of one write, applied atomically.
-
-    Parameters
-    ----------
-    set : Mapping[str, str | int | float]
-        Attributes to set.
-    add : Mapping[str, int]
-        Numeric attributes to increment (created at the value when missing), like DynamoDB ``ADD``.
-    remove : frozenset[str]
-        Attributes to delete (a missing one is not an error).
-    """
-
-    set: Mapping[str, AttributeValue] = field(default_factory=dict)
-    add: Mapping[str, int] = field(default_factory=dict)
-    remove: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        overlap = (set(self.set) & set(self.add)) | ((set(self.set) | set(self.add)) & self.remove)
-        if overlap:
-            raise ValueError(f"an update may touch an attribute once; touched twice: {sorted(overlap)}")
-
-
-@dataclass(frozen=True)
-class VersionIs:
+class VersionIs(Derived):
     """The item's ``version`` equals ``version`` (a missing item or attribute counts as version 0)."""
 
     version: int
 
+    def expand(self) -> Predicate:
+        """``version`` equals it; for 0 also no ``version`` (no item yet, or one that only ever got counters)."""
+        equals = Equals(VERSION, self.version)
+        return AnyOf(NotExists(VERSION), equals) if self.version == 0 else equals
+
 
 @dataclass(frozen=True)
-class StateIs:
+class StateIs(Derived):
     """The item's ``state`` equals ``state`` (a missing item or attribute counts as CLOSED)."""
 
     state: str
 
-
-@dataclass(frozen=True)
-class AtMost:
-    """Numeric ``attribute`` exists and is at most ``value``."""
-
-    attribute: str
-    value: float
+    def expand(self) -> Predicate:
+        """``state`` equals it; for CLOSED also no ``state`` (a breaker without one is CLOSED)."""
+        equals = Equals(STATE, str(self.state))
+        return AnyOf(NotExists(STATE), equals) if self.state == BreakerState.CLOSED else equals
 
 
 @dataclass(frozen=True)
-class AtLeast:
-    """Numeric ``attribute`` exists and is at least ``value``."""
-
-    attribute: str
-    value: float
-
-
-@dataclass(frozen=True)
-class Equals:
-    """String ``attribute`` exists and equals ``value``."""
-
-    attribute: str
-    value: str
-
-
-@dataclass(frozen=True)
-class SlotClaimable:
+class SlotClaimable(Derived):
     """Probe slot ``slot`` is free, or its lease expired by ``now`` without its probe finishing."""
 
     slot: int
     now: float
 
-
-Predicate = VersionIs | StateIs | AtMost | AtLeast | Equals | SlotClaimable
-Condition = tuple[Predicate, ...]
-"""Every predicate must hold for the write to apply."""
+    def expand(self) -> Predicate:
+        """No holder, or a lease that ran out by ``now`` and is not marked done."""
+        holder, until = lease_attribute(self.slot), lease_until_attribute(self.slot)
+        return AnyOf(NotExists(holder), AllOf(AtMost(until, self.now), Not(Equals(holder, LEASE_DONE))))
 
 
 class BreakerStore(ABC):
@@ -164,36 +143,25 @@ class BreakerStore(ABC):
 
 
 def apply_update(item: Mapping[str, AttributeValue] | None, update: ItemUpdate) -> dict[str, AttributeValue]:
-    """The attributes that result from applying ``update`` to ``item`` (``None``: no item yet)."""
-    result: dict[str, AttributeValue] = dict(item or {})
-    for key in update.remove:
-        result.pop(key, None)
-    result.update(update.set)
-    for key, amount in update.add.items():
-        current = result.get(key, 0)
-        result[key] = int(current) + amount
-    return result
+    """The attributes that result from applying ``update`` to ``item`` (``None``: no item yet).
+
+    :func:`resilience.conditional.apply_update`, typed for breaker items: a breaker's updates only set
+    strings and numbers and only add integers, so its items hold nothing else.
+    """
+    return cast("dict[str, AttributeValue]", apply_item_update(item, update))
 
 
-def holds(item: Mapping[str, AttributeValue] | None, predicate: Predicate) -> bool:
-    """Whether ``predicate`` holds on ``item``, with the same semantics the DynamoDB store expresses."""
-    attributes = item or {}
-    result: bool
-    match predicate:
-        case VersionIs(version):
-            result = int(attributes.get(VERSION, 0)) == version
-        case StateIs(state):
-            result = str(attributes.get("state", "CLOSED")) == state
-        case AtMost(attribute, value):
-            result = attribute in attributes and float(attributes[attribute]) <= value
-        case AtLeast(attribute, value):
-            result = attribute in attributes and float(attributes[attribute]) >= value
-        case Equals(attribute, value):
-            result = attribute in attributes and str(attributes[attribute]) == value
-        case SlotClaimable(slot, now):
-            holder = attributes.get(lease_attribute(slot))
-            until = attributes.get(lease_until_attribute(slot))
-            result = holder is None or (str(holder) != LEASE_DONE and until is not None and float(until) <= now)
-        case _:  # pragma: no cover - the match is exhaustive
-            raise TypeError(f"unknown predicate {predicate!r}")
-    return result
+__all__ = [
+    "AtLeast",
+    "AtMost",
+    "BreakerStore",
+    "Condition",
+    "Equals",
+    "ItemUpdate",
+    "Predicate",
+    "SlotClaimable",
+    "StateIs",
+    "VersionIs",
+    "apply_update",
+    "holds",
+]

@@ -1,0 +1,208 @@
+"""The status record as plain attributes, and every write to it as data: an `ItemUpdate` and its `Condition`.
+
+Pure functions, one per store operation. `store.DynamoDBStatusStore` renders what they return to
+DynamoDB requests (`resilience.conditional.dynamodb.render`); the unit tests' in-memory fake
+(`tests/support/fakes.py`) applies the very same objects to a dict (`resilience.conditional.apply_update`
+and `holds_all`). So the fake and the real store cannot drift: only the storage differs.
+
+A record's item is its JSON form (`data` kept as a JSON string, so floats survive unchanged) plus the
+lease of the sender delivering it (`lease_owner`, `lease_until` in epoch seconds), which is not part
+of the record.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from notifications.clock import iso
+from notifications.models import PENDING_STATUSES, HistoryEntry, NotificationRecord, Status
+from notifications.ports import Claim, ClaimRefusal, bounded_history
+from resilience.conditional import AnyOf, Equals, In, ItemUpdate, LessThan, NotExists
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from notifications.models import Channel
+    from resilience.conditional import Condition, Value
+
+ID = "id"
+STATUS = "status"
+VERSION = "version"
+ATTEMPTS = "attempts"
+UPDATED_AT = "updated_at"
+HISTORY = "history"
+LEASE_OWNER = "lease_owner"
+LEASE_UNTIL = "lease_until"
+DATA_JSON = "data_json"
+
+
+# ---------------------------------------------------------------------- the record as attributes
+def to_attributes(record: NotificationRecord) -> dict[str, Value]:
+    """A record as plain item attributes (no `None`s; `data` as a JSON string in `data_json`)."""
+    plain: dict[str, Value] = record.model_dump(mode="json", exclude_none=True, exclude={"data"})
+    if record.data is not None:
+        plain[DATA_JSON] = json.dumps(record.data, separators=(",", ":"))
+    return plain
+
+
+def from_attributes(attributes: Mapping[str, Any]) -> NotificationRecord:
+    """The record an item holds (its lease attributes are not part of the record and are ignored)."""
+    plain = dict(attributes)
+    if DATA_JSON in plain:
+        plain["data"] = json.loads(plain.pop(DATA_JSON))
+    return NotificationRecord.model_validate(plain, strict=False)
+
+
+# ---------------------------------------------------------------------- accept side
+def create(record: NotificationRecord) -> tuple[dict[str, Value], Condition]:
+    """The item a new record is put as, and the condition of the put."""
+    # Race prevented: two requests with one idempotency key (same derived id) both creating
+    # a notification. Exactly one put wins; the other sees the winner's record.
+    condition: Condition = (NotExists(ID),)
+    return to_attributes(record), condition
+
+
+def delete_unqueued(record: NotificationRecord) -> Condition:
+    """The condition of taking back a record whose message never reached SQS."""
+    # Race prevented: deleting a record that something has already moved on (a replay that
+    # re-enqueued it and a sender that claimed it); then it is no longer ours to take back.
+    return (Equals(VERSION, record.version), Equals(STATUS, Status.QUEUED.value))
+
+
+# ---------------------------------------------------------------------- delivery side
+def claim(owner: str, lease_seconds: float, *, now: float) -> tuple[ItemUpdate, Condition]:
+    """A lease on a pending record for one delivery attempt, counting the attempt."""
+    update = ItemUpdate(
+        set={LEASE_OWNER: owner, LEASE_UNTIL: _seconds(now + lease_seconds), UPDATED_AT: iso(now)},
+        add={ATTEMPTS: 1, VERSION: 1},
+    )
+    # Race prevented: two copies of one message (or a replay's re-enqueue) delivering the
+    # same notification at once, and any delivery after a terminal status was written.
+    condition: Condition = (
+        In(STATUS, tuple(status.value for status in sorted(PENDING_STATUSES))),
+        AnyOf(NotExists(LEASE_UNTIL), LessThan(LEASE_UNTIL, _seconds(now))),
+    )
+    return update, condition
+
+
+def refused_claim(current: NotificationRecord | None) -> Claim:
+    """Why a claim's condition failed, from the record as it was (`None`: there was none)."""
+    if current is None:
+        return Claim(record=None, refusal=ClaimRefusal.MISSING)
+    refusal = ClaimRefusal.LEASED if current.status in PENDING_STATUSES else ClaimRefusal.TERMINAL
+    return Claim(record=current, refusal=refusal)
+
+
+def mark_sent(  # noqa: PLR0913 - the store method's arguments and the time
+    record: NotificationRecord,
+    owner: str,
+    *,
+    channel: Channel,
+    provider: str,
+    provider_message_id: str | None,
+    reason: str,
+    now: float,
+) -> tuple[ItemUpdate, Condition]:
+    """A delivery the provider accepted."""
+    fields: dict[str, Value] = {"channel_used": channel.value, "provider": provider, "reason": reason}
+    if provider_message_id:
+        fields["provider_message_id"] = provider_message_id
+    return _owned(record, owner, now, Status.SENT, reason, fields=fields, remove=("error", "next_attempt_at"))
+
+
+def mark_failed(
+    record: NotificationRecord, owner: str, error: str, *, provider: str | None = None, now: float
+) -> tuple[ItemUpdate, Condition]:
+    """A permanent failure: not retried."""
+    fields: dict[str, Value] = {"error": error, "reason": f"failed permanently: {error}"}
+    if provider:
+        fields["provider"] = provider
+    return _owned(record, owner, now, Status.FAILED, error, fields=fields, remove=("next_attempt_at",))
+
+
+def mark_dead_lettered(
+    record: NotificationRecord, owner: str, error: str, *, reason: str, now: float
+) -> tuple[ItemUpdate, Condition]:
+    """Retries (or deferrals) are exhausted; the message rests in the dead-letter queue, redrivable."""
+    fields: dict[str, Value] = {"error": error, "reason": reason}
+    return _owned(record, owner, now, Status.DEAD_LETTERED, reason, fields=fields, remove=("next_attempt_at",))
+
+
+def record_retry(  # noqa: PLR0913 - the store method's arguments and the time
+    record: NotificationRecord,
+    owner: str,
+    error: str,
+    *,
+    next_attempt_at: float,
+    provider: str | None,
+    now: float,
+) -> tuple[ItemUpdate, Condition]:
+    """A transient failure: back to `queued` with the attempt in history; the lease is released."""
+    detail = f"attempt {record.attempts} failed, will retry: {error}"
+    fields: dict[str, Value] = {
+        "error": error,
+        "reason": f"retrying after a transient failure: {error}",
+        "next_attempt_at": iso(next_attempt_at),
+    }
+    if provider:
+        fields["provider"] = provider
+    return _owned(record, owner, now, Status.QUEUED, detail, fields=fields)
+
+
+def defer(  # noqa: PLR0913 - the store method's arguments and the time
+    record: NotificationRecord,
+    owner: str,
+    reason: str,
+    *,
+    next_attempt_at: float,
+    error: str | None = None,
+    now: float,
+) -> tuple[ItemUpdate, Condition]:
+    """ "Queue for later": no channel can be tried now.
+
+    `error` is the failure of an attempt made before the breaker opened; without one nothing was
+    tried, and the claim's attempt is given back.
+    """
+    detail = f"{reason}; next attempt at {iso(next_attempt_at)}"
+    fields: dict[str, Value] = {"reason": reason, "next_attempt_at": iso(next_attempt_at)}
+    if error is not None:
+        fields["error"] = error
+    return _owned(record, owner, now, Status.DEFERRED, detail, fields=fields, attempts_delta=0 if error else -1)
+
+
+def release(record: NotificationRecord, owner: str, *, now: float) -> tuple[ItemUpdate, Condition]:
+    """Give the lease back untouched (nothing was tried): the claim's attempt is not counted."""
+    return _owned(record, owner, now, None, None, fields={}, attempts_delta=-1)
+
+
+def _owned(  # noqa: PLR0913, PLR0917 - one owned write: who, when, what status, and its fields
+    record: NotificationRecord,
+    owner: str,
+    now: float,
+    status: Status | None,
+    detail: str | None,
+    *,
+    fields: Mapping[str, Value],
+    remove: tuple[str, ...] = (),
+    attempts_delta: int = 0,
+) -> tuple[ItemUpdate, Condition]:
+    """One write by the lease holder: new status, history entry, fields; the lease released."""
+    changes: dict[str, Value] = {UPDATED_AT: iso(now)}
+    if status is not None:
+        history = bounded_history([*record.history, HistoryEntry(status=status, at=iso(now), detail=detail)])
+        changes[STATUS] = status.value
+        changes[HISTORY] = [entry.model_dump(mode="json", exclude_none=True) for entry in history]
+    changes.update(fields)
+    adds = {VERSION: 1} | ({ATTEMPTS: attempts_delta} if attempts_delta else {})
+    update = ItemUpdate(set=changes, add=adds, remove=frozenset({LEASE_OWNER, LEASE_UNTIL, *remove}))
+    # Race prevented: a sender whose lease expired (it was too slow) overwriting the outcome
+    # of the sender that claimed the notification after it. Only the lease holder writes,
+    # which is also why the history can be rewritten whole from the claimed copy.
+    condition: Condition = (Equals(LEASE_OWNER, owner),)
+    return update, condition
+
+
+def _seconds(value: float) -> float:
+    """Epoch seconds to the millisecond, as leases are stored and compared."""
+    return round(value, 3)
