@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# One pytest worker per core, plus one: much of the suite waits on real time (the e2e runtime, moto's
+# visibility timeouts, webhook deadlines), and a spare worker overlaps that waiting.
+WORKERS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
 
 .PHONY: run test lint format unit integration e2e infrastructure bench clean
 
@@ -15,9 +18,9 @@ $(STAMP): requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m local
 
-## test: lint, then every test suite (one worker per core; the e2e tests share one local runtime on one worker)
+## test: lint, then every test suite on $(WORKERS) workers (the e2e tests share one local runtime on one worker)
 test: lint
-	$(BIN)/python -m pytest -p no:cacheprovider --numprocesses auto --dist loadgroup
+	$(BIN)/python -m pytest -p no:cacheprovider --numprocesses $(WORKERS) --dist loadgroup
 
 ## lint: ruff, ruff format --check, mypy, cfn-lint
 lint: $(STAMP)
