@@ -11,7 +11,8 @@ import pytest
 from notifications.errors import DeliveryError
 from notifications.failures import delivery_classifier
 from notifications.models import NotificationRecord, Recipient
-from notifications.providers.webhook import ConnectionPool, WebhookProvider
+from notifications.providers.pinned_http import ConnectionPool
+from notifications.providers.webhook import WebhookProvider
 from resilience import ErrorClass
 from tests.support.records import make_record
 from tests.support.scripted_server import ScriptedServer, read_request

@@ -13,7 +13,8 @@ from local.receiver import WebhookReceiver
 from notifications.errors import DeliveryError
 from notifications.failures import delivery_classifier
 from notifications.models import NotificationRecord, Recipient
-from notifications.providers.webhook import ConnectionPool, WebhookProvider
+from notifications.providers.pinned_http import ConnectionPool
+from notifications.providers.webhook import WebhookProvider
 from resilience import ErrorClass
 from tests.support.clock import FakeClock
 from tests.support.records import make_record

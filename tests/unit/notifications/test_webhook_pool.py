@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from notifications.providers.webhook import ConnectionPool, PoolKey
+from notifications.providers.pinned_http import ConnectionPool, PoolKey
 from tests.support.clock import FakeClock
 
 KEY = PoolKey("https", "hooks.example.com", 443, "93.184.215.14")
