@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from notifications import ssrf
-from notifications.clock import Clock, iso, system_clock
+from notifications.clock import Clock, epoch, iso, system_clock
 from notifications.errors import DependencyUnavailable, IdempotencyConflict, InvalidRequest, TargetRefused
 from notifications.ids import id_for_key, new_id
 from notifications.models import (
@@ -97,7 +97,7 @@ class NotificationAcceptor:
                 "this idempotency key was already used with a different request",
                 details=[{"field": "idempotency_key", "notification_id": existing.id}],
             )
-        age = self._clock() - _epoch(existing.created_at)
+        age = self._clock() - epoch(existing.created_at)
         if existing.status == Status.QUEUED and existing.attempts == 0 and age >= self._policy.reenqueue_after_seconds:
             queue_url = self._enqueuer.urls.url_of(existing.queue)
             self._enqueuer.send(queue_url, QueueMessage(id=existing.id), existing.priority)
@@ -127,9 +127,3 @@ class NotificationAcceptor:
                 raise InvalidRequest(
                     "webhook target refused", details=[{"field": "recipient.webhook_url", "message": refused.message}]
                 ) from refused
-
-
-def _epoch(timestamp: str) -> float:
-    from datetime import datetime  # noqa: PLC0415 - replay path only
-
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

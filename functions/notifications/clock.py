@@ -6,9 +6,14 @@ from datetime import UTC, datetime
 
 from resilience.clock import Clock, system_clock
 
-__all__ = ["Clock", "iso", "system_clock"]
+__all__ = ["Clock", "epoch", "iso", "system_clock"]
 
 
 def iso(epoch_seconds: float) -> str:
     """An RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-29T03:15:35.123Z."""
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(timestamp: str) -> float:
+    """Epoch seconds of an RFC 3339 timestamp such as `iso` writes."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

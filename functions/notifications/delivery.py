@@ -36,10 +36,10 @@ from __future__ import annotations
 import math
 import random as _random
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from notifications.clock import epoch
 from notifications.errors import DeliveryError, DependencyUnavailable
 from notifications.models import Channel
 from notifications.observability import logger
@@ -380,7 +380,7 @@ class Deliverer:
         record, message, owner = attempt.record, attempt.message, attempt.owner
         now = self._clock()
         log = {"notification_id": record.id, "reason": wait.reason}
-        age = now - _epoch(record.created_at)
+        age = now - epoch(record.created_at)
         if age >= self.policy.deferral_horizon_seconds:
             hours = self.policy.deferral_horizon_seconds / 3600
             reason = f"{wait.reason}; gave up after {hours:g} h without a channel"
@@ -442,7 +442,3 @@ def _describe(error: Exception) -> str:
     if isinstance(error, DeliveryError):
         return error.message
     return f"provider call failed ({type(error).__name__})"
-
-
-def _epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from notifications import aws
 from notifications.errors import QueueUnavailable
 from notifications.models import Priority, QueueMessage
+from resilience.degradation import SQS_MAX_DELAY_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -84,7 +85,7 @@ class SqsDeliveryQueues:
 
     def defer(self, message: QueueMessage, delay_seconds: int) -> None:
         """Put a new copy of the message on the retry queue, invisible for `delay_seconds` (<= 900)."""
-        self._send(self._retry_url, message, DelaySeconds=min(max(delay_seconds, 0), 900))
+        self._send(self._retry_url, message, DelaySeconds=min(max(delay_seconds, 0), SQS_MAX_DELAY_SECONDS))
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         """Put a copy of the message on the dead-letter queue, with the reason as an attribute."""

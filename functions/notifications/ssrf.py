@@ -62,7 +62,7 @@ def vet(url: str, *, allow_private: bool, resolver: Callable[[str, int], list[st
     check_url_shape(url, allow_private=allow_private)
     parts = urlsplit(url)
     host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
     addresses = resolver(host, port)
     if not addresses:
         raise TargetRefused("webhook host resolves to no address")
