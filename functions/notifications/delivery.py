@@ -7,7 +7,7 @@ For each message the `Deliverer`:
 2. holds back what the degradation mode does not admit (DEGRADED: `low`; CRITICAL: all but
    `critical`) by deferring it;
 3. picks the first channel, primary then fallbacks, with a provider whose circuit breaker permits a
-   call (`resilience.choose_channel`), and takes a permit;
+   call, and takes a permit (`notifications.routing`);
 4. calls the provider within the time the invocation has left, and records the outcome on the
    permit: `notifications.failures.delivery_classifier` judges any exception, once, for the breaker
    and for the notification alike;
@@ -41,16 +41,13 @@ from typing import TYPE_CHECKING
 
 from notifications.clock import epoch
 from notifications.errors import DeliveryError, DependencyUnavailable
-from notifications.models import Channel
 from notifications.observability import logger
 from notifications.ports import ClaimRefusal
+from notifications.routing import ChannelRouter, Route, Wait
 from resilience import (
     QUEUE_BACKOFF,
-    BreakerState,
-    CircuitOpenError,
     ErrorClass,
     RetryPolicy,
-    choose_channel,
     retry_after_of,
     system_clock,
     visibility_timeout,
@@ -61,17 +58,15 @@ from resilience.mode import Mode, admits
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from notifications.models import NotificationRecord, QueueMessage
+    from notifications.models import Channel, NotificationRecord, QueueMessage
     from notifications.ports import DeliveryQueue, Provider, StatusStore
-    from resilience import BreakerRegistry, CircuitBreaker, Clock, Permit
+    from resilience import BreakerRegistry, Clock
     from resilience.clock import Random
 
 # Kept back from the lease for the status write after the provider call.
 WRITE_MARGIN_SECONDS = 1.0
 # The shortest provider call worth starting.
 MIN_CALL_SECONDS = 0.5
-# How soon a notification deferred by a half-open breaker (every probe permit out) looks again.
-HALF_OPEN_RECHECK_SECONDS = 5.0
 
 
 class Outcome(StrEnum):
@@ -133,21 +128,6 @@ class _Attempt:
     lease_until: float  # the claim's lease: every write must land before it
 
 
-@dataclass(frozen=True)
-class _Call:
-    channel: Channel
-    provider: Provider
-    permit: Permit
-    breaker: CircuitBreaker
-    passed_over: tuple[str, ...]  # why earlier channels were not used (plain words)
-
-
-@dataclass(frozen=True)
-class _Wait:
-    reason: str
-    delay_seconds: int
-
-
 class Deliverer:
     """Delivers queued notifications through their providers' circuit breakers.
 
@@ -182,7 +162,7 @@ class Deliverer:
         random: Random = _random.random,
     ) -> None:
         self._store = store
-        self._providers = {channel: tuple(found) for channel, found in providers.items() if found}
+        self._router = ChannelRouter(providers, breakers)
         self.breakers = breakers
         self._queues = queues
         self.policy = policy
@@ -218,83 +198,19 @@ class Deliverer:
         mode = self._mode()
         if not admits(mode, record.priority.value):
             reason = f"service mode {mode}: {record.priority.value}-priority notifications wait"
-            return self._wait(attempt, _Wait(reason, self.policy.degraded_defer_seconds))
-        if not any(channel in self._providers for channel in _channels(record)):
+            return self._wait(attempt, Wait(reason, self.policy.degraded_defer_seconds))
+        if not self._router.has_provider(record):
             error = "no provider is configured for any of the notification's channels"
             self._store.mark_failed(record, owner, error)
             logger.error("notification failed", extra={"notification_id": record.id, "reason": error})
             return DeliveryResult(Outcome.FAILED, error)
-        route = self._route(record)
-        if isinstance(route, _Wait):
+        route = self._router.route(record)
+        if isinstance(route, Wait):
             return self._wait(attempt, route)
         return self._call(attempt, route)
 
-    # ------------------------------------------------------------------ choosing a channel and provider
-    def _route(self, record: NotificationRecord) -> _Call | _Wait:
-        """The first channel (primary, then fallbacks) with a provider whose breaker gives a permit, or a wait."""
-        refused: set[str] = set()
-        for _ in range(3):  # a permit lost to a race (another environment took the last probe): choose again
-            decision = choose_channel(
-                record.channel.value,
-                [channel.value for channel in record.fallback_channels],
-                available=lambda name: self._usable(record, Channel(name), refused) is not None,
-                retry_in=lambda name: self._retry_in(record, Channel(name)),
-            )
-            if decision.channel is None:
-                assert decision.defer_seconds is not None  # a deferral always carries a delay
-                return _Wait(self._unavailable_reason(record), decision.defer_seconds)
-            channel = Channel(decision.channel)
-            provider = self._usable(record, channel, refused)
-            assert provider is not None  # choose_channel picked a channel that had one
-            breaker = self.breakers.get(provider.breaker_name(record))
-            try:
-                permit = breaker.allow()
-            except CircuitOpenError:
-                refused.add(breaker.name)
-                continue
-            passed_over = tuple(self._why_not(record, c) for c in _channels(record)[: _channels(record).index(channel)])
-            return _Call(channel, provider, permit, breaker, passed_over)
-        return _Wait(self._unavailable_reason(record), 1)
-
-    def _usable(self, record: NotificationRecord, channel: Channel, refused: set[str]) -> Provider | None:
-        for provider in self._providers.get(channel, ()):
-            name = provider.breaker_name(record)
-            if name not in refused and self.breakers.get(name).permits_call():
-                return provider
-        return None
-
-    def _retry_in(self, record: NotificationRecord, channel: Channel) -> float | None:
-        waits: list[float] = []
-        for provider in self._providers_of(channel):
-            breaker = self.breakers.get(provider.breaker_name(record))
-            wait = breaker.seconds_until_permitted()
-            if wait is None:
-                continue  # only an operator can reopen it
-            if breaker.state is BreakerState.HALF_OPEN:
-                # Every probe permit is out; the probes usually finish in a call's time and close the
-                # breaker, long before their leases would expire: look again soon.
-                wait = min(wait, HALF_OPEN_RECHECK_SECONDS)
-            waits.append(wait)
-        return min(waits) if waits else None
-
-    def _providers_of(self, channel: Channel) -> tuple[Provider, ...]:
-        return self._providers.get(channel, ())
-
-    def _why_not(self, record: NotificationRecord, channel: Channel) -> str:
-        providers = self._providers_of(channel)
-        if not providers:
-            return f"{channel} has no provider configured"
-        states = ", ".join(
-            f"{p.breaker_name(record)} {self.breakers.get(p.breaker_name(record)).state}" for p in providers
-        )
-        what = "webhook endpoint" if channel is Channel.WEBHOOK else f"{channel} provider"
-        return f"{what} unavailable ({states})"
-
-    def _unavailable_reason(self, record: NotificationRecord) -> str:
-        return "; ".join(self._why_not(record, channel) for channel in _channels(record))
-
     # ------------------------------------------------------------------ calling the provider
-    def _call(self, attempt: _Attempt, route: _Call) -> DeliveryResult:
+    def _call(self, attempt: _Attempt, route: Route) -> DeliveryResult:
         record, owner = attempt.record, attempt.owner
         provider, permit = route.provider, route.permit
         log = {
@@ -338,7 +254,7 @@ class Deliverer:
         logger.info("notification sent", extra=log | {"fallback": bool(route.passed_over)})
         return DeliveryResult(Outcome.SENT)
 
-    def _failed(self, attempt: _Attempt, route: _Call, error: Exception, verdict: ErrorClass) -> DeliveryResult:
+    def _failed(self, attempt: _Attempt, route: Route, error: Exception, verdict: ErrorClass) -> DeliveryResult:
         record, owner = attempt.record, attempt.owner
         log = {"notification_id": record.id, "provider": route.provider.name, "breaker": route.breaker.name}
         text = _describe(error)
@@ -349,11 +265,11 @@ class Deliverer:
         if verdict is ErrorClass.TRANSIENT and not route.breaker.permits_call():
             # This failure (or the fleet's) opened the breaker: retrying in seconds would only be
             # refused, so queue for later now, without using up a receive.
-            reason = f"{self._unavailable_reason(record)} after: {text}"
-            wait = self._route(record)
-            if isinstance(wait, _Call):  # a fallback channel is open: take it now
+            reason = f"{self._router.unavailable_reason(record)} after: {text}"
+            wait = self._router.route(record)
+            if isinstance(wait, Route):  # a fallback channel is open: take it now
                 return self._call(attempt, wait)
-            return self._wait(attempt, _Wait(reason, wait.delay_seconds), attempted=text)
+            return self._wait(attempt, Wait(reason, wait.delay_seconds), attempted=text)
         retry_after = retry_after_of(error, self._clock())
         return self._transient(attempt, text, retry_after=retry_after, provider=route.provider.name)
 
@@ -376,7 +292,7 @@ class Deliverer:
         return visibility_timeout(receive_count, self.policy.backoff, retry_after=retry_after, random=self._random)
 
     # ------------------------------------------------------------------ queue for later
-    def _wait(self, attempt: _Attempt, wait: _Wait, *, attempted: str | None = None) -> DeliveryResult:
+    def _wait(self, attempt: _Attempt, wait: Wait, *, attempted: str | None = None) -> DeliveryResult:
         record, message, owner = attempt.record, attempt.message, attempt.owner
         now = self._clock()
         log = {"notification_id": record.id, "reason": wait.reason}
@@ -431,10 +347,6 @@ class Deliverer:
             return DeliveryResult(Outcome.RETRY, "in delivery elsewhere", self._backoff(receive_count, None))
         logger.warning("message for an unknown notification; dropped", extra=log)
         return DeliveryResult(Outcome.UNKNOWN)
-
-
-def _channels(record: NotificationRecord) -> list[Channel]:
-    return list(dict.fromkeys([record.channel, *record.fallback_channels]))
 
 
 def _describe(error: Exception) -> str:
