@@ -9,7 +9,9 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 _CONNECT_SECONDS, _READ_SECONDS, _ATTEMPTS = 2, 5, 3
@@ -29,6 +31,10 @@ def client(service: Literal["dynamodb"], *, probe: bool = False) -> DynamoDBClie
 def client(service: Literal["sqs"], *, probe: bool = False) -> SQSClient: ...
 @overload
 def client(service: Literal["sesv2"], *, probe: bool = False) -> SESV2Client: ...
+@overload
+def client(service: Literal["sns"], *, probe: bool = False) -> SNSClient: ...
+@overload
+def client(service: Literal["secretsmanager"], *, probe: bool = False) -> SecretsManagerClient: ...
 def client(service: str, *, probe: bool = False) -> Any:
     """A client for one AWS service; `probe` clients fail fast for health checks."""
     return boto3.client(service, config=_PROBE_CONFIG if probe else _CONFIG)

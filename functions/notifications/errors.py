@@ -103,6 +103,11 @@ class DeliveryError(HeraldError):
         self.provider_code = provider_code
 
 
+class NothingSent(DeliveryError):
+    """A failure before any request reached the provider (its credentials or access token could not be had):
+    nothing went out, so another provider may send the notification at once."""
+
+
 class UndeliverableError(DeliveryError):
     """Nothing about the provider: this notification itself can never be delivered this way
     (no address for the channel, a refused webhook target). Permanent."""
