@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.breaker_odds
 	$(BIN)/python -m benchmarks.breaker
 	$(BIN)/python -m benchmarks.sender_concurrency
+	$(BIN)/python -m benchmarks.batch_accept
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -24,6 +24,8 @@ from local.aws.template import TEMPLATE_PATH, Stack
 from local.lambda_.handlers import load_functions, merged_environment
 from local.lambda_.pollers import SqsPoller, sqs_event_sources
 from local.logs import get_logger
+from local.provider_setup import LocalProviders, set_up_providers
+from local.sandbox import Sandbox
 from local.settings import LocalSettings
 
 if TYPE_CHECKING:
@@ -72,6 +74,8 @@ class Runtime:
         self._overrides = dict(parameter_overrides or {})
         self._out = out
         self.moto = MotoServer(port=self.settings.aws_port)
+        self.sandbox = Sandbox(port=self.settings.sandbox_port, sendgrid_events_url=self.sendgrid_events_url)
+        self.providers = LocalProviders(parameters={}, environment={})
         self.stack: Stack | None = None
         self.provisioned = Provisioned()
         self.functions: dict[str, LocalFunction] = {}
@@ -86,6 +90,14 @@ class Runtime:
         return f"http://127.0.0.1:{self.settings.api_port}"
 
     @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.sandbox_port}"
+
+    @property
+    def sendgrid_events_url(self) -> str:
+        return f"{self.api_url}/provider-events/sendgrid"
+
+    @property
     def aws_endpoint(self) -> str:
         return self.moto.url
 
@@ -95,6 +107,7 @@ class Runtime:
         return {
             **merged_environment(self.functions),
             **LOCAL_ONLY_ENVIRONMENT,
+            **self.providers.environment,
             **aws_environment(self.aws_endpoint, self.settings.region),
             "HERALD_API_KEY": self.settings.api_key,
             "HERALD_ADMIN_API_KEY": self.settings.admin_api_key,
@@ -115,7 +128,12 @@ class Runtime:
         settings = self.settings
         self.moto.start()
         self.clients = AwsClients(self.moto.url, settings.region)
-        stack = Stack.from_file(self._template_path, self._overrides, settings.region)
+        self.sandbox.start()
+        self.providers = set_up_providers(
+            self.clients, self.sandbox.credentials, sandbox_url=self.sandbox.url, api_url=self.api_url
+        )
+        overrides = {**self.providers.parameters, **self._overrides}
+        stack = Stack.from_file(self._template_path, overrides, settings.region)
         stack.stack_name = settings.resource_prefix
         self.stack = stack
         self.provisioned = provision(stack, self.clients, settings.resource_prefix)
@@ -153,6 +171,7 @@ class Runtime:
         if self.api_server is not None:
             self.api_server.stop()
             self.api_server = None
+        self.sandbox.stop()
         self.moto.stop()
         self._restore_environment()
 
@@ -185,6 +204,7 @@ class Runtime:
             f"  API key         {settings.api_key}   (send it as the x-api-key header)",
             f"  Admin API key   {settings.admin_api_key}",
             f"  AWS endpoint    {self.aws_endpoint}   (AWS_ENDPOINT_URL; any credentials, region {settings.region})",
+            f"  Sandboxes       {self.sandbox_url}   (SendGrid, Twilio, FCM: GET /_messages, POST /_faults)",
             "  Queues",
             *(f"    {logical:<22} {url}" for logical, url in self.provisioned.queues.items()),
             "  Tables",

@@ -5,6 +5,7 @@ Variable                   Default           Meaning
 ========================== ================= ===============================================================
 HERALD_API_PORT            3000              Port of the emulated API Gateway on 127.0.0.1
 HERALD_AWS_PORT            4566              Port of the embedded AWS (moto's server) on 127.0.0.1
+HERALD_SANDBOX_PORT        4010              Port of the sandbox providers (SendGrid, Twilio, FCM) on 127.0.0.1
 HERALD_API_KEY             local-dev-key     The API key clients send in ``x-api-key``
 HERALD_ADMIN_API_KEY       local-admin-key   The admin API key (also a valid API key; the handler checks admin)
 HERALD_POLLERS_PER_QUEUE   1                 Concurrent pollers per SQS event source mapping
@@ -57,6 +58,7 @@ class LocalSettings:
 
     api_port: int = 3000
     aws_port: int = 4566
+    sandbox_port: int = 4010
     api_key: str = DEFAULT_API_KEY
     admin_api_key: str = DEFAULT_ADMIN_API_KEY
     pollers_per_queue: int = 1
@@ -73,6 +75,7 @@ class LocalSettings:
         settings = cls(
             api_port=_int(env, "HERALD_API_PORT", 3000, minimum=1),
             aws_port=_int(env, "HERALD_AWS_PORT", 4566, minimum=1),
+            sandbox_port=_int(env, "HERALD_SANDBOX_PORT", 4010, minimum=1),
             api_key=_str(env, "HERALD_API_KEY", DEFAULT_API_KEY),
             admin_api_key=_str(env, "HERALD_ADMIN_API_KEY", DEFAULT_ADMIN_API_KEY),
             pollers_per_queue=_int(env, "HERALD_POLLERS_PER_QUEUE", 1, minimum=1, maximum=64),
@@ -82,8 +85,8 @@ class LocalSettings:
             region=_str(env, "HERALD_REGION", "us-east-1"),
             log_level=_str(env, "HERALD_LOG_LEVEL_RUNTIME", "INFO").upper(),
         )
-        if settings.api_port == settings.aws_port:
-            raise ValueError("HERALD_API_PORT and HERALD_AWS_PORT must differ")
+        if len({settings.api_port, settings.aws_port, settings.sandbox_port}) != 3:
+            raise ValueError("HERALD_API_PORT, HERALD_AWS_PORT and HERALD_SANDBOX_PORT must differ")
         if settings.api_key == settings.admin_api_key:
             raise ValueError("HERALD_API_KEY and HERALD_ADMIN_API_KEY must differ")
         return settings

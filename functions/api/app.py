@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.errors import error_body, error_response, json_response, validation_details
+from api.errors import error_body, error_response, item_error, json_response, validation_details
+from api.receipts import router as receipts_router
 from api.settings import ApiSettings
-from notifications.accept import AcceptPolicy, NotificationAcceptor
+from notifications.accept import MAX_BATCH_NOTIFICATIONS, AcceptPolicy, ItemAccepted, NotificationAcceptor
 from notifications.errors import (
     HeraldError,
     InvalidRequest,
@@ -27,6 +28,7 @@ from notifications.health import DependencyProbe, mode_of
 from notifications.models import NotificationRequest, NotificationView
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.queues import QueueUrls, SqsEnqueuer
+from notifications.receipts.intake import ReceiptIntake, build_receipt_intake
 from notifications.settings import load_settings
 from notifications.store import DynamoDBStatusStore
 
@@ -34,11 +36,22 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import Response
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
+    from notifications.accept import BatchOutcome
     from notifications.ports import StatusStore
 
 app = APIGatewayRestResolver()
+app.include_router(receipts_router)
+
+
+class BatchRequest(BaseModel):
+    """The body of `POST /notifications/batch`; each notification is validated on its own, after this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    notifications: list[Any] = Field(min_length=1, max_length=MAX_BATCH_NOTIFICATIONS)
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class Dependencies:
     acceptor: NotificationAcceptor
     store: StatusStore
     probe: DependencyProbe
+    receipts: ReceiptIntake | None = None  # `POST /provider-events/{provider}` (api.receipts)
 
 
 @cache
@@ -62,6 +76,7 @@ def build_dependencies(
     sqs: SQSClient | None = None,
     probe_dynamodb: DynamoDBClient | None = None,
     probe_sqs: SQSClient | None = None,
+    secretsmanager: SecretsManagerClient | None = None,
 ) -> Dependencies:
     """Everything the routes use; clients default to real ones (the probe's fail fast)."""
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
@@ -69,7 +84,7 @@ def build_dependencies(
         priority=settings.priority_queue_url, standard=settings.standard_queue_url, batch=settings.batch_queue_url
     )
     policy = AcceptPolicy(
-        enabled_channels=settings.enabled_channels,
+        enabled_channels=settings.deliverable_channels,
         allow_private_webhook_targets=settings.webhook_allow_private_targets,
         retention_seconds=settings.retention_days * 86_400,
     )
@@ -85,7 +100,9 @@ def build_dependencies(
         dynamodb=probe_dynamodb,
         sqs=probe_sqs,
     )
-    return Dependencies(settings, NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy), store, probe)
+    receipts = build_receipt_intake(settings, sqs=sqs, secretsmanager=secretsmanager)
+    acceptor = NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy)
+    return Dependencies(settings, acceptor, store, probe, receipts)
 
 
 def _deps() -> Dependencies:
@@ -103,6 +120,13 @@ def create_notification() -> Response[str]:
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
     return json_response(202, accepted.view.model_dump(mode="json", exclude_none=True), headers)
+
+
+@app.post("/notifications/batch")
+def create_notification_batch() -> Response[str]:
+    deps = _deps()
+    items = _parse_batch(deps.settings.max_batch_request_bytes, deps.settings.max_request_bytes)
+    return _batch_response(deps.acceptor.accept_batch(items, scope=_caller_scope()))
 
 
 @app.get("/notifications/<notification_id>")
@@ -156,6 +180,69 @@ def handle_unexpected(error: Exception) -> Response[str]:
 
 # ---------------------------------------------------------------------- request parsing
 def _parse_request(max_bytes: int) -> NotificationRequest:
+    payload = _json_object(max_bytes)
+    header_key = _header("idempotency-key")
+    if header_key is not None:
+        body_key = payload.get("idempotency_key")
+        if body_key is not None and body_key != header_key:
+            raise InvalidRequest(
+                "the Idempotency-Key header and the body's idempotency_key differ",
+                details=[{"field": "idempotency_key", "message": "differs from the Idempotency-Key header"}],
+            )
+        payload["idempotency_key"] = header_key
+    try:
+        return NotificationRequest.model_validate(payload)
+    except ValidationError as error:
+        raise InvalidRequest("the request is not a valid notification", details=validation_details(error)) from error
+
+
+def _parse_batch(max_bytes: int, max_item_bytes: int) -> list[NotificationRequest | HeraldError]:
+    """The batch's envelope (errors fail the whole request), then each notification on its own."""
+    payload = _json_object(max_bytes)
+    if _header("idempotency-key") is not None:
+        raise InvalidRequest(
+            "a batch takes no Idempotency-Key header: give each notification its own idempotency_key",
+            details=[{"field": "Idempotency-Key", "message": "not accepted on a batch"}],
+        )
+    try:
+        batch = BatchRequest.model_validate(payload)
+    except ValidationError as error:
+        raise InvalidRequest("the request is not a valid batch", details=validation_details(error)) from error
+    return [_batch_item(item, max_item_bytes) for item in batch.notifications]
+
+
+def _batch_item(item: Any, max_bytes: int) -> NotificationRequest | HeraldError:
+    """One notification of a batch, or the error the single path would answer for it."""
+    if not isinstance(item, dict):
+        return InvalidRequest(
+            "the notification must be a JSON object", details=[{"field": "", "message": "not an object"}]
+        )
+    if len(json.dumps(item, separators=(",", ":")).encode()) > max_bytes:
+        return PayloadTooLarge(f"the notification exceeds {max_bytes} bytes")
+    try:
+        return NotificationRequest.model_validate(item)
+    except ValidationError as error:
+        return InvalidRequest("the request is not a valid notification", details=validation_details(error, whole=""))
+
+
+def _batch_response(outcome: BatchOutcome) -> Response[str]:
+    """202 when every notification was accepted, 207 when some were not, 422 when none was."""
+    results = []
+    for result in outcome.results:
+        if isinstance(result, ItemAccepted):
+            view = result.accepted.view
+            accepted: dict[str, Any] = {"index": result.index, "id": view.id, "status": view.status.value}
+            if result.accepted.replayed:
+                accepted["replayed"] = True
+            results.append(accepted)
+        else:
+            results.append(item_error(result.index, result.error))
+    status = 202 if not outcome.rejected else 422 if not outcome.accepted else 207
+    return json_response(status, {"accepted": outcome.accepted, "rejected": outcome.rejected, "results": results})
+
+
+def _json_object(max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object: 415 unless JSON, 413 over `max_bytes`, 400 unless valid, 422 unless an object."""
     event = app.current_event
     content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
     if content_type.split(";", 1)[0].strip() != "application/json":
@@ -178,19 +265,7 @@ def _parse_request(max_bytes: int) -> NotificationRequest:
         raise InvalidRequest(
             "the request body must be a JSON object", details=[{"field": "body", "message": "not an object"}]
         )
-    header_key = _header("idempotency-key")
-    if header_key is not None:
-        body_key = payload.get("idempotency_key")
-        if body_key is not None and body_key != header_key:
-            raise InvalidRequest(
-                "the Idempotency-Key header and the body's idempotency_key differ",
-                details=[{"field": "idempotency_key", "message": "differs from the Idempotency-Key header"}],
-            )
-        payload["idempotency_key"] = header_key
-    try:
-        return NotificationRequest.model_validate(payload)
-    except ValidationError as error:
-        raise InvalidRequest("the request is not a valid notification", details=validation_details(error)) from error
+    return payload
 
 
 def _reject_constant(name: str) -> None:
@@ -212,7 +287,8 @@ def _caller_scope() -> str:
 
 # ---------------------------------------------------------------------- entry point
 def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | None = None) -> dict[str, Any]:
-    app.append_context(deps=deps or default_dependencies())  # type: ignore[no-untyped-call]
+    chosen = deps or default_dependencies()
+    app.append_context(deps=chosen, receipts=chosen.receipts)  # type: ignore[no-untyped-call]
     return app.resolve(event, context)
 
 

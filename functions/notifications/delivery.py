@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from notifications.clock import epoch
 from notifications.errors import DeliveryError, DependencyUnavailable
+from notifications.failures import surely_not_delivered
 from notifications.observability import logger
 from notifications.ports import ClaimRefusal
 from notifications.routing import ChannelRouter, Route, Wait
@@ -115,6 +116,14 @@ class DeliveryPolicy:
     deferral_horizon_seconds: float = 24 * 3600.0
     degraded_defer_seconds: int = 60
     call_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """A provider that refused a notification in this attempt: its breaker, and why in plain words."""
+
+    breaker: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,8 @@ class Deliverer:
         return self._call(attempt, route)
 
     # ------------------------------------------------------------------ calling the provider
-    def _call(self, attempt: _Attempt, route: Route) -> DeliveryResult:
+    def _call(self, attempt: _Attempt, route: Route, failed_over: tuple[_Refusal, ...] = ()) -> DeliveryResult:
+        """Call the route's provider; `failed_over` holds the providers that refused this notification just before."""
         record, owner = attempt.record, attempt.owner
         provider, permit = route.provider, route.permit
         log = {
@@ -235,9 +245,13 @@ class Deliverer:
                 logger.warning(
                     "provider raised an unexpected exception", extra=log | {"error_type": type(error).__name__}
                 )
-            return self._failed(attempt, route, error, verdict)
+            return self._failed(attempt, route, error, verdict, failed_over)
         permit.record_success(self._clock() - started)
         reason = f"delivered by {receipt.provider} via {route.channel}"
+        if route.skipped:
+            reason += f" (skipped: {', '.join(route.skipped)})"
+        if failed_over:
+            reason += f" (failover: {'; '.join(refusal.reason for refusal in failed_over)})"
         if route.passed_over:
             reason += f" (fallback: {'; '.join(route.passed_over)})"
         if not self._store.mark_sent(
@@ -254,7 +268,14 @@ class Deliverer:
         logger.info("notification sent", extra=log | {"fallback": bool(route.passed_over)})
         return DeliveryResult(Outcome.SENT)
 
-    def _failed(self, attempt: _Attempt, route: Route, error: Exception, verdict: ErrorClass) -> DeliveryResult:
+    def _failed(
+        self,
+        attempt: _Attempt,
+        route: Route,
+        error: Exception,
+        verdict: ErrorClass,
+        failed_over: tuple[_Refusal, ...] = (),
+    ) -> DeliveryResult:
         record, owner = attempt.record, attempt.owner
         log = {"notification_id": record.id, "provider": route.provider.name, "breaker": route.breaker.name}
         text = _describe(error)
@@ -262,6 +283,16 @@ class Deliverer:
             self._store.mark_failed(record, owner, text, provider=route.provider.name)
             logger.warning("notification failed permanently", extra=log | {"reason": text})
             return DeliveryResult(Outcome.FAILED, text)
+        if verdict is ErrorClass.TRANSIENT and surely_not_delivered(error):
+            # The provider refused the call (an error status, no connection): nothing went out, so the
+            # channel's next provider can take it now without risking a second copy. After a timeout
+            # the first may have delivered it: that one waits for a retry instead.
+            refusals = (*failed_over, _Refusal(route.breaker.name, f"{route.provider.name}: {text}"))
+            exclude = frozenset(refusal.breaker for refusal in refusals)
+            alternative = self._router.next_provider(record, route.channel, exclude)
+            if alternative is not None:
+                logger.info("provider refused; failing over", extra=log | {"to": alternative.provider.name})
+                return self._call(attempt, alternative, refusals)
         if verdict is ErrorClass.TRANSIENT and not route.breaker.permits_call():
             # This failure (or the fleet's) opened the breaker: retrying in seconds would only be
             # refused, so queue for later now, without using up a receive.

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from notifications.errors import HeraldError, UndeliverableError
+from notifications.errors import DeliveryError, HeraldError, NothingSent, UndeliverableError
+from notifications.providers.fcm import classify_fcm_error
+from notifications.providers.sendgrid import classify_sendgrid_error
 from notifications.providers.ses import classify_ses_error
+from notifications.providers.sns import classify_sns_error
+from notifications.providers.twilio import classify_twilio_error
 from resilience import ErrorClass, default_classifier
 
 if TYPE_CHECKING:
@@ -44,6 +48,43 @@ def classify_unexpected(error: BaseException) -> ErrorClass | None:
 
 
 delivery_classifier: ClassifierChain = default_classifier.extended(
-    classify_undeliverable, classify_ses_error, classify_unexpected
+    classify_undeliverable,
+    classify_ses_error,
+    classify_sendgrid_error,
+    classify_twilio_error,
+    classify_fcm_error,
+    classify_sns_error,
+    classify_unexpected,
 )
 """The classifier of every delivery breaker and of every delivery outcome."""
+
+
+# Failures that happen before a request reaches the provider: it cannot have delivered anything.
+_NOTHING_SENT = frozenset(
+    {
+        "NewConnectionError",  # urllib3: connection refused, unreachable
+        "NameResolutionError",  # urllib3: the host name did not resolve
+        "ConnectTimeoutError",  # urllib3 and botocore: no connection within the timeout
+        "EndpointConnectionError",  # botocore: could not connect
+        "ConnectionRefusedError",
+    }
+)
+
+
+def surely_not_delivered(error: BaseException) -> bool:
+    """Whether the provider certainly did not take the notification, so another may send it at once.
+
+    True when the provider answered with an error status (it refused the request) or no request
+    reached it (no connection, no credentials). False after a timeout or a connection lost mid-answer:
+    the provider may have accepted it, and a second provider would send a second copy.
+    """
+    if isinstance(error, UndeliverableError):
+        return False  # nothing to do with the provider: no other provider helps
+    if isinstance(error, NothingSent) or (isinstance(error, DeliveryError) and error.status_code is not None):
+        return True
+    seen: BaseException | None = error
+    while seen is not None:
+        if type(seen).__name__ in _NOTHING_SENT:
+            return True
+        seen = seen.__cause__
+    return False

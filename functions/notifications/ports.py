@@ -10,13 +10,15 @@ a `QueueUnavailable`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from notifications.providers import Provider, ProviderReceipt
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from notifications.models import Channel, HistoryEntry, NotificationRecord, Priority, QueueMessage
     from notifications.queues import QueueUrls
 
@@ -49,6 +51,30 @@ class Claim:
         return self.refusal is None
 
 
+@dataclass(frozen=True)
+class Creation:
+    """What a batch create did with each record it was given, by id.
+
+    Every id given lands in exactly one of the three: `created` (written now: its message is still to be
+    sent), `existing` (a record had this id already: an idempotent replay or a key conflict, decided by
+    the caller from the stored record) or `failed` (not written, and nothing of it is left stored: the
+    store was unavailable or throttled beyond its retries).
+    """
+
+    created: frozenset[str] = frozenset()
+    existing: Mapping[str, NotificationRecord] = field(default_factory=dict)
+    failed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for `Enqueuer.send_many`: the queue it goes to, the message and its priority attribute."""
+
+    queue_url: str
+    message: QueueMessage
+    priority: Priority
+
+
 def bounded_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
     """The first entry (`accepted`) and the newest ones, at most `MAX_HISTORY` in all."""
     if len(history) <= MAX_HISTORY:
@@ -59,12 +85,19 @@ def bounded_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
 class StatusStore(Protocol):
     """Status records, changed only by conditional writes.
 
-    Accept side: `create` is the idempotency check (`AlreadyExists` carries the stored record).
+    Accept side: `create` is the idempotency check (`AlreadyExists` carries the stored record);
+    `create_many` is the same check for many records at once, and `create_fresh` writes records whose
+    ids are fresh uuid4s (no request can share them, so no check is needed). Neither batch method raises
+    for the store being unavailable: they report what was and was not written (`Creation`).
     Delivery side: `claim` takes a lease that counts an attempt; only the lease holder writes an
     outcome, and every outcome releases the lease (a write by anyone else returns False).
     """
 
     def create(self, record: NotificationRecord) -> None: ...
+
+    def create_many(self, new_records: Sequence[NotificationRecord]) -> Creation: ...
+
+    def create_fresh(self, new_records: Sequence[NotificationRecord]) -> Creation: ...
 
     def get(self, notification_id: str) -> NotificationRecord | None: ...
 
@@ -101,11 +134,18 @@ class StatusStore(Protocol):
 
 
 class Enqueuer(Protocol):
-    """Puts accepted notifications on their queue."""
+    """Puts accepted notifications on their queue.
+
+    `send` raises `QueueUnavailable` when the message could not be queued. `send_many` never raises for
+    that: it returns the messages it could not queue (after its own retry), so the caller can take back
+    exactly their records.
+    """
 
     urls: QueueUrls
 
     def send(self, queue_url: str, message: QueueMessage, priority: Priority) -> str: ...
+
+    def send_many(self, messages: Sequence[Outgoing]) -> list[Outgoing]: ...
 
 
 class DeliveryQueue(Protocol):
@@ -125,8 +165,10 @@ __all__ = [
     "AlreadyExists",
     "Claim",
     "ClaimRefusal",
+    "Creation",
     "DeliveryQueue",
     "Enqueuer",
+    "Outgoing",
     "Provider",
     "ProviderReceipt",
     "StatusStore",

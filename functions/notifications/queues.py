@@ -10,12 +10,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 from notifications import aws
 from notifications.errors import QueueUnavailable
 from notifications.models import Priority, QueueMessage
+from notifications.observability import logger
 from resilience.degradation import SQS_MAX_DELAY_SECONDS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator, Sequence
 
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
+
+    from notifications.ports import Outgoing
+
+SEND_BATCH_MAX_ENTRIES = 10  # SendMessageBatch's limit (our messages, an id each, are far under its 256 KiB)
 
 
 @dataclass(frozen=True)
@@ -48,13 +54,68 @@ class SqsEnqueuer:
         """Send one message; raise QueueUnavailable when SQS cannot take it."""
         try:
             response = self._client.send_message(
-                QueueUrl=queue_url,
-                MessageBody=message.model_dump_json(),
-                MessageAttributes={"priority": {"DataType": "String", "StringValue": priority.value}},
+                QueueUrl=queue_url, MessageBody=message.model_dump_json(), MessageAttributes=_attributes(priority)
             )
         except (ClientError, BotoCoreError) as error:
             raise QueueUnavailable(f"queue unavailable ({type(error).__name__})") from error
         return str(response["MessageId"])
+
+    def send_many(self, messages: Sequence[Outgoing]) -> list[Outgoing]:
+        """Send messages with `SendMessageBatch`, 10 to a request per queue; return those not queued.
+
+        Entries SQS refuses (the response's `Failed` list) are sent once more, and those it refuses again
+        are returned. A request that raises returns its entries too (SQS may or may not hold them: the
+        caller takes their records back, and a sender drops a message whose record is missing), and ends
+        the sending: the other requests would meet the same outage.
+        """
+        not_queued: list[Outgoing] = []
+        stopped = False
+        for chunk in _per_queue(messages):
+            remaining = chunk
+            for _ in range(2):  # the request, and once more for the entries SQS refused
+                if stopped or not remaining:
+                    break
+                try:
+                    remaining = self._send_batch(remaining)
+                except (ClientError, BotoCoreError) as error:
+                    stopped = True
+                    logger.warning(
+                        "queue batch failed", extra={"messages": len(remaining), "error_type": type(error).__name__}
+                    )
+            not_queued.extend(remaining)
+        return not_queued
+
+    def _send_batch(self, chunk: list[Outgoing]) -> list[Outgoing]:
+        """One `SendMessageBatch` to one queue; returns the entries SQS refused."""
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {
+                "Id": str(position),  # unique within the request, as SQS requires
+                "MessageBody": outgoing.message.model_dump_json(),
+                "MessageAttributes": _attributes(outgoing.priority),
+            }
+            for position, outgoing in enumerate(chunk)
+        ]
+        response = self._client.send_message_batch(QueueUrl=chunk[0].queue_url, Entries=entries)
+        failed = response.get("Failed", [])
+        if failed:
+            codes = sorted({entry["Code"] for entry in failed})
+            logger.warning("queue refused batch entries", extra={"messages": len(failed), "codes": codes})
+        refused = {entry["Id"] for entry in failed}
+        return [outgoing for position, outgoing in enumerate(chunk) if str(position) in refused]
+
+
+def _attributes(priority: Priority) -> dict[str, MessageAttributeValueTypeDef]:
+    return {"priority": {"DataType": "String", "StringValue": priority.value}}
+
+
+def _per_queue(messages: Sequence[Outgoing]) -> Iterator[list[Outgoing]]:
+    """The messages grouped by queue, in chunks of at most `SEND_BATCH_MAX_ENTRIES`."""
+    by_queue: dict[str, list[Outgoing]] = {}
+    for outgoing in messages:
+        by_queue.setdefault(outgoing.queue_url, []).append(outgoing)
+    for queued in by_queue.values():
+        for start in range(0, len(queued), SEND_BATCH_MAX_ENTRIES):
+            yield queued[start : start + SEND_BATCH_MAX_ENTRIES]
 
 
 def queue_name_of(url_or_arn: str) -> str:

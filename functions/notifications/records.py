@@ -63,6 +63,16 @@ def create(record: NotificationRecord) -> tuple[dict[str, Value], Condition]:
     return to_attributes(record), condition
 
 
+def create_fresh(record: NotificationRecord) -> dict[str, Value]:
+    """The item a record with a fresh random id (`ids.new_id`) is put as, with no condition.
+
+    No race to prevent: a uuid4 is new to the table and known to no other request. Only ids derived
+    from an idempotency key can be shared, and those always go through `create`'s condition. Without a
+    condition the put can travel in a `BatchWriteItem`, 25 records a request.
+    """
+    return to_attributes(record)
+
+
 def delete_unqueued(record: NotificationRecord) -> Condition:
     """The condition of taking back a record whose message never reached SQS."""
     # Race prevented: deleting a record that something has already moved on (a replay that

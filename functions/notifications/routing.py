@@ -38,6 +38,7 @@ class Route:
     permit: Permit
     breaker: CircuitBreaker
     passed_over: tuple[str, ...]  # why earlier channels were not used (plain words)
+    skipped: tuple[str, ...] = ()  # the channel's earlier providers whose breakers refused, with their state
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,25 @@ class ChannelRouter:
                 continue
             channels = channels_of(record)
             passed_over = tuple(self._why_not(record, c) for c in channels[: channels.index(channel)])
-            return Route(channel, provider, permit, breaker, passed_over)
+            return Route(channel, provider, permit, breaker, passed_over, self._skipped(record, channel, provider))
         return Wait(self.unavailable_reason(record), 1)
+
+    def next_provider(self, record: NotificationRecord, channel: Channel, exclude: frozenset[str]) -> Route | None:
+        """The channel's first provider not in `exclude` whose breaker gives a permit now, if any."""
+        refused = set(exclude)
+        while (provider := self._usable(record, channel, refused)) is not None:
+            breaker = self._breakers.get(provider.breaker_name(record))
+            try:
+                return Route(channel, provider, breaker.allow(), breaker, ())
+            except CircuitOpenError:  # another environment took the last probe permit
+                refused.add(breaker.name)
+        return None
+
+    def _skipped(self, record: NotificationRecord, channel: Channel, chosen: Provider) -> tuple[str, ...]:
+        """The channel's providers before `chosen` (their breakers refused), with their state: "provider:x OPEN"."""
+        earlier = self._providers_of(channel)[: self._providers_of(channel).index(chosen)]
+        names = [provider.breaker_name(record) for provider in earlier]
+        return tuple(f"{name} {self._breakers.get(name).state}" for name in names)
 
     def unavailable_reason(self, record: NotificationRecord) -> str:
         """Why no channel of the notification can be tried, in plain words."""

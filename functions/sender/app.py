@@ -18,7 +18,7 @@ from notifications.errors import DependencyUnavailable
 from notifications.failures import delivery_classifier
 from notifications.models import Channel, QueueMessage
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
-from notifications.providers.ses import SesEmailProvider
+from notifications.providers.registry import ProviderClients, build_providers
 from notifications.providers.webhook import WebhookProvider
 from notifications.queues import SqsDeliveryQueues
 from notifications.settings import load_settings
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
     from notifications.providers import Provider
@@ -83,6 +85,8 @@ def build_sender(
     dynamodb: DynamoDBClient | None = None,
     ses: SESV2Client | None = None,
     sqs: SQSClient | None = None,
+    sns: SNSClient | None = None,
+    secretsmanager: SecretsManagerClient | None = None,
     breakers: BreakerRegistry | None = None,
     providers: dict[Channel, list[Provider]] | None = None,
     clock: Clock = system_clock,
@@ -113,7 +117,11 @@ def build_sender(
     mode = ModeReader(settings.resilience_table, dynamodb, clock=clock, ttl_seconds=settings.mode_cache_seconds)
     deliverer = Deliverer(
         DynamoDBStatusStore(settings.notifications_table, client=dynamodb, clock=clock),
-        providers if providers is not None else default_providers(settings, ses=ses),
+        providers
+        if providers is not None
+        else default_providers(
+            settings, ProviderClients(dynamodb=dynamodb, ses=ses, sns=sns, secretsmanager=secretsmanager)
+        ),
         registry,
         queues,
         policy,
@@ -123,20 +131,23 @@ def build_sender(
     return Sender(deliverer=deliverer, queues=queues, concurrency=settings.delivery_concurrency)
 
 
-def default_providers(settings: SenderSettings, *, ses: SESV2Client | None = None) -> dict[Channel, list[Provider]]:
-    """Each enabled channel's providers, in the order they are tried."""
-    providers: dict[Channel, list[Provider]] = {}
-    if Channel.EMAIL in settings.enabled_channels:
-        providers[Channel.EMAIL] = [SesEmailProvider(settings.email_from, client=ses)]
-    if Channel.WEBHOOK in settings.enabled_channels:
-        providers[Channel.WEBHOOK] = [
-            WebhookProvider(
-                settings.webhook_signing_secret.get_secret_value(),
-                allow_private_targets=settings.webhook_allow_private_targets,
-                timeout_seconds=settings.webhook_timeout_seconds,
-            )
-        ]
-    return providers
+def default_providers(
+    settings: SenderSettings, clients: ProviderClients | None = None
+) -> dict[Channel, list[Provider]]:
+    """Each enabled channel's providers, in the order they are tried (`notifications.providers.registry`)."""
+    webhook = WebhookProvider(
+        settings.webhook_signing_secret.get_secret_value(),
+        allow_private_targets=settings.webhook_allow_private_targets,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    return build_providers(
+        settings,
+        settings.enabled_channels,
+        notifications_table=settings.notifications_table,
+        ses_configuration_set=settings.ses_configuration_set or None,
+        webhook=webhook,
+        clients=clients,
+    )
 
 
 def handle_record(record: SQSRecord, context: LambdaContext, sender: Sender) -> DeliveryResult:

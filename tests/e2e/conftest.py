@@ -48,6 +48,7 @@ class RunningHerald:
     """A running local Herald: where to reach it and how to look inside its embedded AWS."""
 
     base_url: str  # e.g. http://127.0.0.1:53123 (no stage prefix, as locally documented)
+    sandbox_url: str  # the sandbox providers (SendGrid, Twilio, FCM)
     api_key: str
     admin_api_key: str
     aws_endpoint_url: str
@@ -107,13 +108,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def herald() -> Iterator[RunningHerald]:
     """The local runtime on free loopback ports, ready; stopped at the end of the session."""
-    api_port, aws_port = free_port(), free_port()
-    while aws_port == api_port:
-        aws_port = free_port()
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(free_port())
+    api_port, aws_port, sandbox_port = sorted(ports)
     env = {
         **os.environ,
         "HERALD_API_PORT": str(api_port),
         "HERALD_AWS_PORT": str(aws_port),
+        "HERALD_SANDBOX_PORT": str(sandbox_port),
         "HERALD_API_KEY": DEFAULT_API_KEY,
         "HERALD_ADMIN_API_KEY": DEFAULT_ADMIN_API_KEY,
         "HERALD_RESOURCE_PREFIX": RESOURCE_PREFIX,
@@ -137,6 +140,7 @@ def herald() -> Iterator[RunningHerald]:
             aws_endpoint = f"http://127.0.0.1:{aws_port}"
             yield RunningHerald(
                 base_url=f"http://127.0.0.1:{api_port}",
+                sandbox_url=f"http://127.0.0.1:{sandbox_port}",
                 api_key=DEFAULT_API_KEY,
                 admin_api_key=DEFAULT_ADMIN_API_KEY,
                 aws_endpoint_url=aws_endpoint,

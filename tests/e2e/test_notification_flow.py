@@ -116,19 +116,20 @@ def test_replaying_an_idempotency_key_returns_the_same_id_and_delivers_once(
     assert [d.headers["webhook-id"] for d in receiver.received] == [first[2]["id"]]
 
 
-def test_an_email_notification_is_sent_through_the_ses_sandbox(herald: RunningHerald) -> None:
+def test_an_email_notification_is_sent_through_the_sendgrid_sandbox(herald: RunningHerald) -> None:
     # Given
     request = {"channel": "email", "recipient": {"email": "grace@example.com"}, "subject": "Code", "body": "Code 42"}
 
     # When
     status, _, accepted = call(herald, "POST", "/notifications", request)
-    view = wait_for_status(herald, accepted["id"], "sent")
+    view = wait_for_status(herald, accepted["id"], "delivered")
 
-    # Then
-    assert status == 202 and view["provider"] == "ses"
-    with urllib.request.urlopen(f"{herald.aws_endpoint_url}/moto-api/data.json", timeout=10) as response:  # noqa: S310
-        sent = json.loads(response.read())["ses"]["Message"]
-    assert any(message["destinations"]["ToAddresses"] == ["grace@example.com"] for message in sent)
+    # Then: SendGrid (first for email locally) took it, with the notification id, and reported it delivered
+    assert status == 202 and view["provider"] == "sendgrid"
+    query = f"/_messages?provider=sendgrid&notification_id={accepted['id']}"
+    with urllib.request.urlopen(f"{herald.sandbox_url}{query}", timeout=10) as response:  # noqa: S310 - loopback
+        messages = json.loads(response.read())["messages"]
+    assert [message["to"] for message in messages] == ["grace@example.com"]
 
 
 @pytest.mark.parametrize(

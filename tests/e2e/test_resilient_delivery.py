@@ -117,11 +117,13 @@ def test_an_endpoint_outage_is_queued_for_later_and_delivered_once_after_recover
     assert max(delivered.values()) == 1
 
 
-def test_a_fallback_channel_takes_over_while_the_email_provider_is_open(
+def test_a_fallback_channel_takes_over_while_every_email_provider_is_open(
     herald: RunningHerald, healthy: WebhookReceiver
 ) -> None:
-    # Given: the email provider's breaker is open (an operator forced it; the sender sees it within its cache TTL)
+    # Given: both email providers' breakers are open (an operator forced them; the sender sees it within its
+    # cache TTL)
     registry = breakers(herald)
+    registry.force_open("provider:sendgrid")
     registry.force_open("provider:ses")
     try:
         # The sender trusts its cached breaker state for RESILIENCE_BREAKER_CACHE_TTL_SECONDS (1 s here); an
@@ -141,9 +143,13 @@ def test_a_fallback_channel_takes_over_while_the_email_provider_is_open(
         )
         view = wait_for_status(herald, notification_id, "sent", timeout=10)
     finally:
+        registry.reset("provider:sendgrid")
         registry.reset("provider:ses")
 
     # Then: it went by webhook, and the status says which channel and why
     assert (view["channel_used"], view["provider"]) == ("webhook", "webhook")
-    assert "fallback: email provider unavailable (provider:ses FORCED_OPEN)" in view["reason"]
+    assert (
+        "fallback: email provider unavailable (provider:sendgrid FORCED_OPEN, provider:ses FORCED_OPEN)"
+        in view["reason"]
+    )
     assert [r.headers["webhook-id"] for r in healthy.received] == [notification_id]

@@ -14,7 +14,10 @@ from local.aws.template import Stack, load_sam_template
 
 SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
 ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue"]
-KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready"}
+# Health is public; provider callbacks cannot carry an API key: their signature authenticates them.
+KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready", "/provider-events/{provider}"}
+# Actions with no per-message resource: SES SendEmail, and SNS Publish to a phone number.
+RESOURCELESS_ACTIONS = {"ses:SendEmail", "sns:Publish"}
 
 
 @cache
@@ -36,12 +39,45 @@ def test_sam_translation_succeeds_and_yields_the_event_sources() -> None:
     # When
     mappings = cfn().of_type("AWS::Lambda::EventSourceMapping")
 
-    # Then
-    assert len(mappings) == len(SENDER_CONSUMED)
+    # Then: the sender consumes its four queues, the receipts function the provider-events queue
+    assert len(mappings) == len(ALL_QUEUES)
     assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings.values())
+    consumers = {m["EventSourceArn"]["Fn::GetAtt"][0]: m["FunctionName"]["Ref"] for m in mappings.values()}
+    assert consumers == {
+        **dict.fromkeys(SENDER_CONSUMED, "SenderFunction"),
+        "ProviderEventsQueue": "ProviderEventsFunction",
+    }
 
 
-@pytest.mark.parametrize("queue", ALL_QUEUES)
+def test_receipts_have_their_own_dead_letter_queue() -> None:
+    # A receipt that can never apply must not land among notifications an operator redrives.
+    assert props("ProviderEventsQueue")["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["ProviderEventsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    assert props("ProviderEventsDeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_ses_events_reach_the_provider_events_queue_through_the_configuration_set() -> None:
+    # Given
+    destination = props("EmailEventsDestination")
+    subscription = props("SesEventsSubscription")
+    sender_environment = props("SenderFunction")["Environment"]["Variables"]
+
+    # Then: the sender names the configuration set, whose events go to the topic the queue subscribes to
+    assert sender_environment["SES_CONFIGURATION_SET"] == {"Ref": "EmailConfigurationSet"}
+    assert destination["ConfigurationSetName"] == {"Ref": "EmailConfigurationSet"}
+    assert destination["EventDestination"]["SnsDestination"]["TopicARN"] == {"Ref": "SesEventsTopic"}
+    assert {"delivery", "bounce", "complaint"} <= set(destination["EventDestination"]["MatchingEventTypes"])
+    assert (subscription["Protocol"], subscription["Endpoint"]) == (
+        "sqs",
+        {"Fn::GetAtt": ["ProviderEventsQueue", "Arn"]},
+    )
+    [statement] = props("ProviderEventsQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "SesEventsTopic"}}}
+
+
+@pytest.mark.parametrize("queue", SENDER_CONSUMED)
 def test_every_queue_redrives_to_the_one_dlq_after_max_receive_count(queue: str) -> None:
     # When
     redrive = props(queue)["RedrivePolicy"]
@@ -63,7 +99,7 @@ def test_visibility_timeout_is_at_least_six_times_the_sender_timeout(queue: str)
     assert props(queue)["VisibilityTimeout"] >= 6 * sender_timeout
 
 
-@pytest.mark.parametrize("queue", [*ALL_QUEUES, "DeadLetterQueue"])
+@pytest.mark.parametrize("queue", [*ALL_QUEUES, "DeadLetterQueue", "ProviderEventsDeadLetterQueue"])
 def test_queues_are_encrypted(queue: str) -> None:
     assert props(queue)["SqsManagedSseEnabled"] is True
 
@@ -118,18 +154,19 @@ def test_functions_run_python_3_13_with_the_resilience_layer() -> None:
     assert globals_["Layers"] == [{"Ref": "ResilienceLayer"}]
     assert props("ApiFunction")["Handler"] == "api.app.lambda_handler"
     assert props("SenderFunction")["Handler"] == "sender.app.lambda_handler"
+    assert props("ProviderEventsFunction")["Handler"] == "provider_events.app.lambda_handler"
 
 
-@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction"])
+@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction"])
 def test_policies_are_least_privilege(function: str) -> None:
     # When
     statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]
 
-    # Then: no wildcard actions, and only SES (which has no per-message resource) may use Resource "*"
+    # Then: no wildcard actions, and Resource "*" only for actions that have no per-message resource
     for statement in statements:
         assert all("*" not in action for action in statement["Action"])
         if statement["Resource"] == "*":
-            assert all(action.startswith("ses:") for action in statement["Action"])
+            assert set(statement["Action"]) <= RESOURCELESS_ACTIONS
 
 
 def test_outputs_name_the_api_url_queues_and_tables() -> None:

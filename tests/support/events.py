@@ -47,6 +47,22 @@ def post_notification(
     return event
 
 
+def post_batch(
+    notifications: Any = None,
+    *,
+    raw: str | None = None,
+    headers: dict[str, str | None] | None = None,
+    key_id: str = "k7v2n4p8q1",
+) -> dict[str, Any]:
+    """The API Gateway event of `POST /notifications/batch` with `{"notifications": [...]}` (or a raw body)."""
+    body = raw if raw is not None else json.dumps({"notifications": notifications})
+    event = post_notification(raw=body, headers=headers, key_id=key_id)
+    event["resource"] = event["path"] = "/notifications/batch"
+    event["requestContext"]["resourcePath"] = "/notifications/batch"
+    event["requestContext"]["path"] = "/v1/notifications/batch"
+    return event
+
+
 def get_notification(notification_id: str) -> dict[str, Any]:
     event = load_event("api_get_notification.json")
     event["path"] = f"/notifications/{notification_id}"

@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING
 
 from notifications import records
 from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
-from notifications.ports import AlreadyExists, Claim
+from notifications.ports import AlreadyExists, Claim, Creation
 from notifications.providers import ProviderReceipt
 from notifications.queues import QueueUrls
 from resilience.conditional import apply_update, holds_all
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from notifications.models import Channel, NotificationRecord, Priority, QueueMessage
+    from notifications.ports import Outgoing
     from resilience.conditional import Condition, ItemUpdate, Value
     from tests.support.clock import FakeClock
 
@@ -34,6 +37,9 @@ class FakeStatusStore:
         self._items: dict[str, dict[str, Value]] = {}
         self._lock = threading.Lock()
         self.unavailable = False  # set True to make every request fail as DynamoDB being down would
+        # Records a batch create may still write before DynamoDB refuses the rest (throttling that outlasts
+        # the store's retries); None: no limit.
+        self.batch_capacity: int | None = None
 
     def put(self, record: NotificationRecord) -> None:
         """Store a record as it is, unconditionally (test set-up)."""
@@ -57,6 +63,37 @@ class FakeStatusStore:
             if not holds_all(current, condition):
                 raise AlreadyExists(records.from_attributes(current or {}))
             self._items[record.id] = item
+
+    def create_many(self, new_records: Sequence[NotificationRecord]) -> Creation:
+        """Each record created unless its id exists (`records.create`'s condition), as the transactions do."""
+        created: set[str] = set()
+        existing: dict[str, NotificationRecord] = {}
+        failed: set[str] = set()
+        with self._lock:
+            for record in new_records:
+                item, condition = records.create(record)
+                current = self._items.get(record.id)
+                if not holds_all(current, condition):
+                    existing[record.id] = records.from_attributes(current or {})
+                elif self._refuses_batch_write():
+                    failed.add(record.id)
+                else:
+                    self._items[record.id] = item
+                    created.add(record.id)
+        return Creation(created=frozenset(created), existing=existing, failed=frozenset(failed))
+
+    def create_fresh(self, new_records: Sequence[NotificationRecord]) -> Creation:
+        """Each record put unconditionally (`records.create_fresh`), as the batch writes do."""
+        created: set[str] = set()
+        failed: set[str] = set()
+        with self._lock:
+            for record in new_records:
+                if self._refuses_batch_write():
+                    failed.add(record.id)
+                else:
+                    self._items[record.id] = records.create_fresh(record)
+                    created.add(record.id)
+        return Creation(created=frozenset(created), failed=frozenset(failed))
 
     def get(self, notification_id: str) -> NotificationRecord | None:
         self._check()
@@ -138,6 +175,14 @@ class FakeStatusStore:
         if self.unavailable:
             raise StoreUnavailable("status store unavailable (EndpointConnectionError)")
 
+    def _refuses_batch_write(self) -> bool:
+        """Whether the next record of a batch write is refused (the store down, or its capacity spent)."""
+        if self.unavailable or self.batch_capacity == 0:
+            return True
+        if self.batch_capacity is not None:
+            self.batch_capacity -= 1
+        return False
+
 
 @dataclass
 class FakeEnqueuer:
@@ -148,12 +193,29 @@ class FakeEnqueuer:
     )
     sent: list[tuple[str, str, str]] = field(default_factory=list)  # (queue name, notification id, priority)
     unavailable: bool = False
+    # Messages SQS still takes before refusing every further one (its `Failed` entries, twice over);
+    # None: no limit.
+    capacity: int | None = None
+    batches: int = 0  # send_many calls
 
     def send(self, queue_url: str, message: QueueMessage, priority: Priority) -> str:
-        if self.unavailable:
+        if self.unavailable or self.capacity == len(self.sent):
             raise QueueUnavailable("queue unavailable (QueueDoesNotExist)")
         self.sent.append((queue_url.removeprefix("fake://"), message.id, priority.value))
         return f"m-{len(self.sent)}"
+
+    def send_many(self, messages: Sequence[Outgoing]) -> list[Outgoing]:
+        """Queue each message, returning those refused (the adapter's contract: after its one retry)."""
+        self.batches += 1
+        refused = []
+        for outgoing in messages:
+            if self.unavailable or self.capacity == len(self.sent):
+                refused.append(outgoing)
+            else:
+                self.sent.append(
+                    (outgoing.queue_url.removeprefix("fake://"), outgoing.message.id, outgoing.priority.value)
+                )
+        return refused
 
     def on(self, queue: str) -> list[str]:
         """Ids sent to one queue, in order."""

@@ -26,6 +26,21 @@ class AwsCall:
     resource: str  # the ARN the call acts on, or "*" when the action has no resource
 
 
+# Batch requests IAM authorises as their single-message action.
+_BATCH_ACTIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+# TransactWriteItems is authorised per item, as the item's own action.
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
 @dataclass
 class AwsCallRecorder:
     """Records every AWS request made through clients of the sessions it is attached to."""
@@ -44,17 +59,45 @@ class AwsCallRecorder:
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         service = model.service_model.signing_name  # "ses" for the sesv2 client, as IAM names it
-        call = AwsCall(f"{service}:{model.name}", self._resource(service, params))
+        action = f"{service}:{model.name}"
         with self._lock:
-            self.calls.add(call)
-            self.requests.append((call.action, dict(params)))
+            self.calls.update(self.authorised_as(service, model.name, params))
+            self.requests.append((action, dict(params)))
+
+    def authorised_as(self, service: str, operation: str, params: dict[str, Any]) -> set[AwsCall]:
+        """The IAM actions and resources AWS checks for one request (a batch or transaction: each part)."""
+        if service == "dynamodb" and operation == "TransactWriteItems":
+            return {
+                AwsCall(f"dynamodb:{_TRANSACT_ACTIONS[kind]}", self._table(part["TableName"]))
+                for item in params.get("TransactItems", [])
+                for kind, part in item.items()
+            }
+        if service == "dynamodb" and operation in {"BatchWriteItem", "BatchGetItem"}:
+            return {AwsCall(f"dynamodb:{operation}", self._table(table)) for table in params.get("RequestItems", {})}
+        action = _BATCH_ACTIONS.get(f"{service}:{operation}", f"{service}:{operation}")
+        return {AwsCall(action, self._resource(service, params))}
+
+    def _table(self, name: str) -> str:
+        return f"arn:aws:dynamodb:{self.stack.region}:{self.stack.account_id}:table/{name}"
 
     def _resource(self, service: str, params: dict[str, Any]) -> str:
         region, account = self.stack.region, self.stack.account_id
         if service == "dynamodb" and "TableName" in params:
-            return f"arn:aws:dynamodb:{region}:{account}:table/{params['TableName']}"
+            return self._table(params["TableName"])
         if service == "sqs" and "QueueUrl" in params:
             return f"arn:aws:sqs:{region}:{account}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
+        if service == "sns":
+            # Publish to a phone number has no resource ("*"); to an endpoint or topic, its ARN.
+            found = params.get("TargetArn") or params.get("TopicArn") or params.get("PlatformApplicationArn")
+            return str(found) if found else "*"
+        if service == "secretsmanager" and "SecretId" in params:
+            secret = str(params["SecretId"])
+            # A name stands for its ARN, which AWS ends with "-" and six random characters.
+            return (
+                secret
+                if secret.startswith("arn:")
+                else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-AbCdEf"
+            )
         return "*"
 
     def actions(self) -> set[str]:

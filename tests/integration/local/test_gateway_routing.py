@@ -58,10 +58,12 @@ def test_route_invokes_the_function_named_by_its_integration(offline_stack: Call
     # When they are read
     routes = routes_from_body(body, stack)
 
-    # Then each one invokes ApiFunction, and only /notifications* need a key
+    # Then each one invokes ApiFunction, and only /notifications* need a key (health is public, provider
+    # events carry a signature instead)
     assert {route.function_arn for route in routes} == {stack.arns["ApiFunction"]}
     assert {(route.method, route.resource_path) for route in routes if route.api_key_required} == {
         ("POST", "/notifications"),
+        ("POST", "/notifications/batch"),
         ("GET", "/notifications/{id}"),
     }
 

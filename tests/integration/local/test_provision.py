@@ -28,7 +28,6 @@ def test_creates_exactly_the_template_queues_with_their_settings(
     template_queues = stack.of_type("AWS::SQS::Queue")
     assert sorted(urls) == sorted(provisioned.provisioned.queues.values())
     assert set(provisioned.provisioned.queues) == set(template_queues)
-    dlq_arn = stack.arns["DeadLetterQueue"]
     for logical_id, properties in template_queues.items():
         attributes = sqs.get_queue_attributes(QueueUrl=stack.physical_ids[logical_id], AttributeNames=["All"])[
             "Attributes"
@@ -39,7 +38,11 @@ def test_creates_exactly_the_template_queues_with_their_settings(
         if "VisibilityTimeout" in properties:
             assert attributes["VisibilityTimeout"] == str(properties["VisibilityTimeout"])
         if "RedrivePolicy" in properties:
-            assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3}
+            dlq = properties["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]  # from the template itself
+            assert json.loads(attributes["RedrivePolicy"]) == {
+                "deadLetterTargetArn": stack.arns[dlq],
+                "maxReceiveCount": 3,
+            }
         else:
             assert "RedrivePolicy" not in attributes
 
@@ -51,10 +54,14 @@ def test_dead_letter_queue_is_created_before_the_queues_redriving_to_it(make_sta
     # When the creation order is computed
     order = creation_order(stack, {"AWS::SQS::Queue"})
 
-    # Then the DLQ comes before every queue whose RedrivePolicy names it
-    redriving = [name for name, props in stack.of_type("AWS::SQS::Queue").items() if "RedrivePolicy" in props]
+    # Then each DLQ comes before every queue whose RedrivePolicy names it
+    redriving = {
+        name: props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for name, props in stack.of_type("AWS::SQS::Queue").items()
+        if "RedrivePolicy" in props
+    }
     assert redriving
-    assert all(order.index("DeadLetterQueue") < order.index(name) for name in redriving)
+    assert all(order.index(dlq) < order.index(name) for name, dlq in redriving.items())
 
 
 def test_creates_exactly_the_template_tables_with_keys_billing_and_ttl(

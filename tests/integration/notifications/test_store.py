@@ -51,6 +51,22 @@ def test_a_record_round_trips_with_its_json_data_intact(store: DynamoDBStatusSto
     assert store.get("n-1") == original
 
 
+def test_a_cached_push_endpoint_in_the_same_table_is_no_notification(
+    herald: Herald, store: DynamoDBStatusStore
+) -> None:
+    # Given: the SNS push provider caches a device's endpoint beside the status records
+    from notifications.providers.sns import endpoint_item_id
+
+    item_id = endpoint_item_id("arn:aws:sns:us-east-1:123456789012:app/GCM/herald", "device-token")
+    herald.session.client("dynamodb").put_item(
+        TableName=herald.env["NOTIFICATIONS_TABLE"],
+        Item={"id": {"S": item_id}, "endpoint_arn": {"S": "arn:aws:sns:us-east-1:123456789012:endpoint/GCM/x/1"}},
+    )
+
+    # When / Then: looking it up as a notification finds none (the API answers 404, not a 500)
+    assert store.get(item_id) is None
+
+
 def test_creating_an_existing_id_returns_the_stored_record(store: DynamoDBStatusStore) -> None:
     # Given
     store.create(record(body="first"))

@@ -9,6 +9,7 @@ import pytest
 
 from notifications.clock import iso
 from notifications.delivery import Deliverer, DeliveryPolicy, Outcome
+from notifications.errors import DeliveryError
 from notifications.failures import delivery_classifier
 from notifications.models import Channel, HistoryEntry, Priority, QueueMessage, Recipient, Status
 from resilience import (
@@ -50,7 +51,14 @@ class CountingBreakerStore(InMemoryBreakerStore):
 class Engine:
     """A Deliverer over fakes, plus what the tests look at."""
 
-    def __init__(self, clock: FakeClock, *, mode: Mode = Mode.NORMAL, horizon: float = 24 * 3600.0) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        *,
+        mode: Mode = Mode.NORMAL,
+        horizon: float = 24 * 3600.0,
+        second_email: FakeProvider | None = None,
+    ) -> None:
         self.clock = clock
         self.store = FakeStatusStore(clock)
         self.queues = FakeQueues()
@@ -66,10 +74,11 @@ class Engine:
         )
         self.email = FakeProvider("ses", Channel.EMAIL)
         self.webhook = FakeProvider("webhook", Channel.WEBHOOK, per_destination=True)
+        self.second_email = second_email or FakeProvider("unused", Channel.EMAIL)
         self.mode = mode
         self.deliverer = Deliverer(
             self.store,
-            {Channel.EMAIL: [self.email], Channel.WEBHOOK: [self.webhook]},
+            {Channel.EMAIL: [self.email, *([second_email] if second_email else [])], Channel.WEBHOOK: [self.webhook]},
             self.breakers,
             self.queues,
             DeliveryPolicy(
@@ -507,3 +516,106 @@ def test_the_first_available_fallback_is_taken_in_the_requested_order(engine: En
     stored = engine.view(record)
     assert stored.channel_used is Channel.WEBHOOK
     assert stored.reason == "delivered by webhook via webhook (fallback: sms has no provider configured)"
+
+
+# ---------------------------------------------------------------------- provider failover in a channel
+EMAIL = {"channel": Channel.EMAIL, "recipient": Recipient(email="ada@example.com"), "subject": "Code"}
+
+
+@pytest.fixture
+def two_providers(clock: FakeClock) -> Engine:
+    """Email through "sendgrid" first, then "ses" (the fixture's first provider is named for the order)."""
+    engine = Engine(clock, second_email=FakeProvider("ses", Channel.EMAIL))
+    engine.email.name = "sendgrid"
+    return engine
+
+
+def unreachable(cause: BaseException) -> DeliveryError:
+    error = DeliveryError(f"sendgrid unreachable ({type(cause).__name__})")
+    error.__cause__ = cause
+    return error
+
+
+def test_a_provider_that_refuses_hands_the_notification_to_the_next_provider_at_once(two_providers: Engine) -> None:
+    # Given: SendGrid answers 503
+    engine = two_providers
+    engine.email.always = http_error(503)
+    record = engine.add(**EMAIL)
+
+    # When
+    result = engine.deliver(record)
+
+    # Then: SES delivers it in the same attempt, and the status says so
+    assert result.outcome is Outcome.SENT
+    stored = engine.view(record)
+    assert (stored.provider, stored.attempts) == ("ses", 1)
+    assert stored.reason == "delivered by ses via email (failover: sendgrid: provider answered HTTP 503)"
+    assert len(engine.email.calls) == 1
+    second = engine.second_email
+    assert len(second.calls) == 1
+
+
+def test_no_connection_is_a_refusal_too(two_providers: Engine) -> None:
+    # Given: SendGrid cannot be connected to
+    engine = two_providers
+    engine.email.always = unreachable(ConnectionRefusedError(111, "refused"))
+    record = engine.add(**EMAIL)
+
+    # When
+    result = engine.deliver(record)
+
+    # Then
+    assert result.outcome is Outcome.SENT
+    assert engine.view(record).provider == "ses"
+
+
+def test_after_a_timeout_the_next_provider_is_not_tried_because_the_first_may_have_delivered(
+    two_providers: Engine,
+) -> None:
+    # Given: SendGrid took the request and never answered
+    engine = two_providers
+    engine.email.always = unreachable(TimeoutError("read timed out"))
+    record = engine.add(**EMAIL)
+
+    # When
+    result = engine.deliver(record)
+
+    # Then: retried later (by whichever provider is first then), not sent twice now
+    assert result.outcome is Outcome.RETRY
+    assert engine.view(record).status is Status.QUEUED
+    second = engine.second_email
+    assert second.calls == []
+
+
+def test_when_every_provider_of_the_channel_refuses_the_notification_is_retried(two_providers: Engine) -> None:
+    # Given
+    engine = two_providers
+    engine.email.always = http_error(503)
+    second = engine.second_email
+    second.always = http_error(502)
+    record = engine.add(**EMAIL)
+
+    # When
+    result = engine.deliver(record)
+
+    # Then: each was called once, and the message comes back after a backoff
+    assert result.outcome is Outcome.RETRY
+    assert (len(engine.email.calls), len(second.calls)) == (1, 1)
+    assert engine.view(record).error == "provider answered HTTP 502"
+
+
+def test_a_dead_provider_is_skipped_once_its_breaker_opens(two_providers: Engine) -> None:
+    # Given: SendGrid is down
+    engine = two_providers
+    engine.email.always = http_error(503)
+
+    # When: eight emails go out
+    records = [engine.add(**EMAIL) for _ in range(8)]
+    results = [engine.deliver(record) for record in records]
+
+    # Then: all through SES; SendGrid saw only the calls that opened its breaker (5 in one environment)
+    assert {result.outcome for result in results} == {Outcome.SENT}
+    assert {engine.view(record).provider for record in records} == {"ses"}
+    assert len(engine.email.calls) == 5
+    assert engine.breakers.get("provider:sendgrid").state is BreakerState.OPEN
+    assert engine.view(records[-1]).reason == "delivered by ses via email (skipped: provider:sendgrid OPEN)"

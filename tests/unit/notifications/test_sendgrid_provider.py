@@ -4,7 +4,6 @@ each of SendGrid's documented answers is judged by the delivery chain."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
@@ -19,45 +18,13 @@ from notifications.providers.http import ProviderHttp, ProviderUnreachable
 from notifications.providers.sendgrid import SendGridEmailProvider, SendGridError, classify_sendgrid_error
 from resilience import ErrorClass, default_classifier
 from tests.support.clock import FakeClock
+from tests.support.fake_http import FakePool, FakeResponse
 from tests.support.records import make_record
 
 ADDRESS = "ada@example.com"
 SENDER = "herald@example.org"
 BASE_URL = "https://sendgrid.test"
 chain = default_classifier.extended(classify_sendgrid_error)
-
-
-@dataclass
-class FakeResponse:
-    """What urllib3 answers: status, headers and a body read through `read`."""
-
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    def read(self, amount: int, decode_content: bool = True) -> bytes:
-        return self.body[:amount]
-
-    def release_conn(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-@dataclass
-class FakePool:
-    """A `urllib3.PoolManager` stand-in: records each request and answers the next scripted response."""
-
-    answers: list[FakeResponse | Exception]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
-        self.requests.append({"method": method, "url": url, **kwargs})
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def email_record(**overrides: Any) -> NotificationRecord:

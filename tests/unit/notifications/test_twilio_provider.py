@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -20,6 +19,7 @@ from notifications.providers.http import ProviderHttp, ProviderUnreachable
 from notifications.providers.twilio import TwilioError, TwilioSmsProvider, classify_twilio_error
 from resilience import ErrorClass, default_classifier
 from tests.support.clock import FakeClock
+from tests.support.fake_http import FakePool, FakeResponse
 from tests.support.records import make_record
 
 PHONE = "+447700900123"
@@ -30,39 +30,6 @@ BASE_URL = "https://twilio.test"
 CALLBACK = "https://api.example.com/prod/provider-events/twilio"
 SID = "SM" + "a" * 32
 chain = default_classifier.extended(classify_twilio_error)
-
-
-@dataclass
-class FakeResponse:
-    """What urllib3 answers: status, headers and a body read through `read`."""
-
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    def read(self, amount: int, decode_content: bool = True) -> bytes:
-        return self.body[:amount]
-
-    def release_conn(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-@dataclass
-class FakePool:
-    """A `urllib3.PoolManager` stand-in: records each request and answers the next scripted response."""
-
-    answers: list[FakeResponse | Exception]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
-        self.requests.append({"method": method, "url": url, **kwargs})
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def created(sid: str = SID) -> FakeResponse:
