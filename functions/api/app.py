@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import binascii
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from api.errors import error_body, error_response, item_error, json_response, validation_details
+from api.errors import error_body, error_response, item_error, json_response
 from api.receipts import router as receipts_router
 from api.settings import ApiSettings
-from notifications.accept import MAX_BATCH_NOTIFICATIONS, AcceptPolicy, ItemAccepted, NotificationAcceptor
+from notifications import requests
+from notifications.accept import ItemAccepted, NotificationAcceptor
+from notifications.accept_settings import build_acceptor
 from notifications.errors import (
     HeraldError,
     InvalidRequest,
     MalformedJson,
     NotificationNotFound,
-    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from notifications.health import DependencyProbe, mode_of
-from notifications.models import NotificationRequest, NotificationView
+from notifications.ids import id_for_key
+from notifications.models import IdempotencyKey, NotificationRequest, NotificationView
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
-from notifications.queues import QueueUrls, SqsEnqueuer
 from notifications.receipts.intake import ReceiptIntake, build_receipt_intake
 from notifications.settings import load_settings
 from notifications.store import DynamoDBStatusStore
@@ -43,15 +43,8 @@ if TYPE_CHECKING:
     from notifications.ports import StatusStore
 
 app = APIGatewayRestResolver()
+_IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(IdempotencyKey)
 app.include_router(receipts_router)
-
-
-class BatchRequest(BaseModel):
-    """The body of `POST /notifications/batch`; each notification is validated on its own, after this."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    notifications: list[Any] = Field(min_length=1, max_length=MAX_BATCH_NOTIFICATIONS)
 
 
 @dataclass(frozen=True)
@@ -80,14 +73,6 @@ def build_dependencies(
 ) -> Dependencies:
     """Everything the routes use; clients default to real ones (the probe's fail fast)."""
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
-    urls = QueueUrls(
-        priority=settings.priority_queue_url, standard=settings.standard_queue_url, batch=settings.batch_queue_url
-    )
-    policy = AcceptPolicy(
-        enabled_channels=settings.deliverable_channels,
-        allow_private_webhook_targets=settings.webhook_allow_private_targets,
-        retention_seconds=settings.retention_days * 86_400,
-    )
     probe = DependencyProbe(
         settings.notifications_table,
         {
@@ -101,7 +86,7 @@ def build_dependencies(
         sqs=probe_sqs,
     )
     receipts = build_receipt_intake(settings, sqs=sqs, secretsmanager=secretsmanager)
-    acceptor = NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy)
+    acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs)
     return Dependencies(settings, acceptor, store, probe, receipts)
 
 
@@ -127,6 +112,24 @@ def create_notification_batch() -> Response[str]:
     deps = _deps()
     items = _parse_batch(deps.settings.max_batch_request_bytes, deps.settings.max_request_bytes)
     return _batch_response(deps.acceptor.accept_batch(items, scope=_caller_scope()))
+
+
+@app.get("/notifications")
+def find_notification() -> Response[str]:
+    """`GET /notifications?idempotency_key=...`: the notification that key made for the caller's client."""
+    key = app.current_event.get_query_string_value("idempotency_key")
+    try:
+        _IDEMPOTENCY_KEY.validate_python(key)
+    except ValidationError:
+        raise InvalidRequest(
+            "give the idempotency key to look up",
+            details=[{"field": "idempotency_key", "message": "required: 1 to 255 printable ASCII characters"}],
+        ) from None
+    assert key is not None  # validated
+    record = _deps().store.get(id_for_key(_caller_scope(), key))
+    if record is None:
+        raise NotificationNotFound("no notification was made with this idempotency key")
+    return json_response(200, NotificationView.of(record).model_dump(mode="json"))
 
 
 @app.get("/notifications/<notification_id>")
@@ -190,10 +193,7 @@ def _parse_request(max_bytes: int) -> NotificationRequest:
                 details=[{"field": "idempotency_key", "message": "differs from the Idempotency-Key header"}],
             )
         payload["idempotency_key"] = header_key
-    try:
-        return NotificationRequest.model_validate(payload)
-    except ValidationError as error:
-        raise InvalidRequest("the request is not a valid notification", details=validation_details(error)) from error
+    return requests.notification(payload)
 
 
 def _parse_batch(max_bytes: int, max_item_bytes: int) -> list[NotificationRequest | HeraldError]:
@@ -204,25 +204,7 @@ def _parse_batch(max_bytes: int, max_item_bytes: int) -> list[NotificationReques
             "a batch takes no Idempotency-Key header: give each notification its own idempotency_key",
             details=[{"field": "Idempotency-Key", "message": "not accepted on a batch"}],
         )
-    try:
-        batch = BatchRequest.model_validate(payload)
-    except ValidationError as error:
-        raise InvalidRequest("the request is not a valid batch", details=validation_details(error)) from error
-    return [_batch_item(item, max_item_bytes) for item in batch.notifications]
-
-
-def _batch_item(item: Any, max_bytes: int) -> NotificationRequest | HeraldError:
-    """One notification of a batch, or the error the single path would answer for it."""
-    if not isinstance(item, dict):
-        return InvalidRequest(
-            "the notification must be a JSON object", details=[{"field": "", "message": "not an object"}]
-        )
-    if len(json.dumps(item, separators=(",", ":")).encode()) > max_bytes:
-        return PayloadTooLarge(f"the notification exceeds {max_bytes} bytes")
-    try:
-        return NotificationRequest.model_validate(item)
-    except ValidationError as error:
-        return InvalidRequest("the request is not a valid notification", details=validation_details(error, whole=""))
+    return requests.batch(payload, max_item_bytes)
 
 
 def _batch_response(outcome: BatchOutcome) -> Response[str]:
@@ -251,25 +233,7 @@ def _json_object(max_bytes: int) -> dict[str, Any]:
         raw = event.decoded_body or ""
     except (UnicodeDecodeError, binascii.Error) as error:
         raise MalformedJson("the request body is not UTF-8 text") from error
-    if len(raw.encode()) > max_bytes:
-        raise PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
-    try:
-        payload = json.loads(raw, parse_constant=_reject_constant)
-    except json.JSONDecodeError as error:
-        raise MalformedJson(
-            f"the request body is not valid JSON (line {error.lineno}, column {error.colno})"
-        ) from error
-    except (ValueError, RecursionError) as error:
-        raise MalformedJson(f"the request body is not valid JSON ({error})") from error
-    if not isinstance(payload, dict):
-        raise InvalidRequest(
-            "the request body must be a JSON object", details=[{"field": "body", "message": "not an object"}]
-        )
-    return payload
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")
+    return requests.json_object(raw, max_bytes)
 
 
 def _header(name: str) -> str | None:

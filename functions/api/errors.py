@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
@@ -17,9 +17,7 @@ from notifications.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-
-if TYPE_CHECKING:
-    from pydantic import ValidationError
+from notifications.requests import item_details
 
 STATUS_BY_ERROR: dict[type[HeraldError], int] = {
     MalformedJson: 400,
@@ -56,27 +54,8 @@ def error_response(error: HeraldError) -> Response[str]:
     return json_response(status, error_body(error.code, error.message, error.details), headers)
 
 
-def validation_details(error: ValidationError, *, whole: str = "body") -> list[dict[str, Any]]:
-    """Pydantic errors as `{"field": "recipient.email", "message": ..., "type": ...}` without echoing input.
-
-    An error about the whole object (no location) names `whole` as its field.
-    """
-    details = []
-    for problem in error.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in problem["loc"]) or whole
-        details.append(
-            {"field": field, "message": problem["msg"].removeprefix("Value error, "), "type": problem["type"]}
-        )
-    return details
-
-
 def item_error(index: int, error: HeraldError) -> dict[str, Any]:
     """A rejected notification of a batch: `{"index", "error"}`, the single path's error with field paths
     prefixed by the notification's place in the batch (`recipient.email` -> `notifications[3].recipient.email`;
     an empty field, the whole notification, -> `notifications[3]`)."""
-    place = f"notifications[{index}]"
-    details = [
-        {**detail, "field": f"{place}.{detail['field']}" if detail["field"] else place} if "field" in detail else detail
-        for detail in error.details or []
-    ]
-    return {"index": index, **error_body(error.code, error.message, details)}
+    return {"index": index, **error_body(error.code, error.message, item_details(index, error))}

@@ -1,6 +1,6 @@
 """Accepting notifications: validate, write the status record (conditional put), enqueue.
 
-One at a time (`accept`: a `PutItem` and a `SendMessage`), or up to `MAX_BATCH_NOTIFICATIONS` at once
+One at a time (`accept`: a `PutItem` and a `SendMessage`), or up to `requests.MAX_BATCH_NOTIFICATIONS` at once
 (`accept_batch`: the same rules per notification, in a few batch requests). Either way a status record
 never stays without its message: a record whose message could not be queued is taken back.
 """
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from notifications.ports import Enqueuer, StatusStore
-
-MAX_BATCH_NOTIFICATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -134,7 +132,9 @@ class NotificationAcceptor:
         )
         return Accepted(view=AcceptedView.of(record), replayed=False)
 
-    def accept_batch(self, items: Sequence[NotificationRequest | HeraldError], *, scope: str) -> BatchOutcome:
+    def accept_batch(
+        self, items: Sequence[NotificationRequest | HeraldError], *, scope: str, bulk: bool = True
+    ) -> BatchOutcome:
         """Accept each notification of a batch on its own, as `accept` would, in a few batch requests.
 
         Parameters
@@ -144,6 +144,9 @@ class NotificationAcceptor:
             edge (it is reported at its index).
         scope : str
             The caller, whose idempotency keys these are.
+        bulk : bool
+            True for a batch a client sent as one (`normal` and `low` go to the batch queue); False for
+            single notifications merely accepted together (they go where `accept` puts them).
 
         Returns
         -------
@@ -168,7 +171,7 @@ class NotificationAcceptor:
             except InvalidRequest as invalid:
                 rejected[index] = invalid
                 continue
-            record = self._new_record(item, scope=scope, now=now, batch=True)
+            record = self._new_record(item, scope=scope, now=now, batch=bulk)
             claim = claims.get(record.id)
             if claim is None:
                 claims[record.id] = _Claim(index, record)

@@ -170,3 +170,29 @@ class SqsDeliveryQueues:
             self._client.send_message(QueueUrl=url, MessageBody=message.model_dump_json(), **extra)
         except (ClientError, BotoCoreError) as error:
             raise QueueUnavailable(f"queue unavailable ({type(error).__name__})") from error
+
+
+class SqsRejectQueue:
+    """The inbound queue's dead-letter queue: a producer's message that can never be accepted, with why.
+
+    The reasons travel as message attributes (`reason`, the `fields` at fault, the `source_message_id`),
+    so an operator reads them without parsing the body, which is the producer's own, ready to send again
+    once fixed.
+    """
+
+    def __init__(self, url: str, client: SQSClient | None = None) -> None:
+        self.url = url
+        self._client = client or aws.client("sqs")
+
+    def reject(self, body: str, *, reason: str, fields: Sequence[str], source_message_id: str) -> None:
+        """Put `body` on the dead-letter queue; raise QueueUnavailable when SQS cannot take it."""
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
+            "reason": {"DataType": "String", "StringValue": reason[:1024] or "rejected"},
+            "source_message_id": {"DataType": "String", "StringValue": source_message_id},
+        }
+        if fields:
+            attributes["fields"] = {"DataType": "String", "StringValue": ", ".join(fields)[:1024]}
+        try:
+            self._client.send_message(QueueUrl=self.url, MessageBody=body, MessageAttributes=attributes)
+        except (ClientError, BotoCoreError) as error:
+            raise QueueUnavailable(f"inbound dead-letter queue unavailable ({type(error).__name__})") from error

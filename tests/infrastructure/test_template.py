@@ -13,7 +13,7 @@ import pytest
 from local.aws.template import Stack, load_sam_template
 
 SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
-ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue"]
+ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue", "InboundQueue"]
 # Health is public; provider callbacks cannot carry an API key: their signature authenticates them.
 KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready", "/provider-events/{provider}"}
 # Actions with no per-message resource: SES SendEmail, and SNS Publish to a phone number.
@@ -39,13 +39,15 @@ def test_sam_translation_succeeds_and_yields_the_event_sources() -> None:
     # When
     mappings = cfn().of_type("AWS::Lambda::EventSourceMapping")
 
-    # Then: the sender consumes its four queues, the receipts function the provider-events queue
+    # Then: the sender consumes its four queues, the receipts function the provider-events queue, ingest the
+    # inbound queue
     assert len(mappings) == len(ALL_QUEUES)
     assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings.values())
     consumers = {m["EventSourceArn"]["Fn::GetAtt"][0]: m["FunctionName"]["Ref"] for m in mappings.values()}
     assert consumers == {
         **dict.fromkeys(SENDER_CONSUMED, "SenderFunction"),
         "ProviderEventsQueue": "ProviderEventsFunction",
+        "InboundQueue": "IngestFunction",
     }
 
 
@@ -56,6 +58,29 @@ def test_receipts_have_their_own_dead_letter_queue() -> None:
         "maxReceiveCount": {"Ref": "MaxReceiveCount"},
     }
     assert props("ProviderEventsDeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_the_inbound_queue_has_its_own_dead_letter_queue_and_outlasts_the_ingest_timeout() -> None:
+    # A producer's message that can never be accepted must not land among notifications an operator redrives.
+    assert props("InboundQueue")["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["InboundDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    assert props("InboundQueue")["VisibilityTimeout"] >= 6 * props("IngestFunction")["Timeout"]
+    assert props("InboundDeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_only_the_configured_producers_may_send_to_the_inbound_queue() -> None:
+    # Given
+    policy = sam()["Resources"]["InboundQueuePolicy"]
+
+    # Then: the policy exists only when principals are given, and lets exactly them send
+    assert policy["Condition"] == "HasInboundProducers"
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Ref": "InboundProducerPrincipals"}}
+    assert statement["Action"] == "sqs:SendMessage"
+    outputs = set(sam()["Outputs"])
+    assert {"InboundQueueUrl", "InboundQueueArn", "InboundDeadLetterQueueUrl"} <= outputs
 
 
 def test_ses_events_reach_the_provider_events_queue_through_the_configuration_set() -> None:
@@ -99,7 +124,9 @@ def test_visibility_timeout_is_at_least_six_times_the_sender_timeout(queue: str)
     assert props(queue)["VisibilityTimeout"] >= 6 * sender_timeout
 
 
-@pytest.mark.parametrize("queue", [*ALL_QUEUES, "DeadLetterQueue", "ProviderEventsDeadLetterQueue"])
+@pytest.mark.parametrize(
+    "queue", [*ALL_QUEUES, "DeadLetterQueue", "ProviderEventsDeadLetterQueue", "InboundDeadLetterQueue"]
+)
 def test_queues_are_encrypted(queue: str) -> None:
     assert props(queue)["SqsManagedSseEnabled"] is True
 
@@ -155,9 +182,10 @@ def test_functions_run_python_3_13_with_the_resilience_layer() -> None:
     assert props("ApiFunction")["Handler"] == "api.app.lambda_handler"
     assert props("SenderFunction")["Handler"] == "sender.app.lambda_handler"
     assert props("ProviderEventsFunction")["Handler"] == "provider_events.app.lambda_handler"
+    assert props("IngestFunction")["Handler"] == "ingest.app.lambda_handler"
 
 
-@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction"])
+@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction"])
 def test_policies_are_least_privilege(function: str) -> None:
     # When
     statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]

@@ -71,6 +71,20 @@ def get_notification(notification_id: str) -> dict[str, Any]:
     return event
 
 
+def find_notification(idempotency_key: str | None, *, key_id: str = "k7v2n4p8q1") -> dict[str, Any]:
+    """`GET /notifications?idempotency_key=...` by the client with API key id `key_id`."""
+    event = load_event("api_get_notification.json")
+    event["resource"] = event["path"] = "/notifications"
+    event["pathParameters"] = None
+    query = {} if idempotency_key is None else {"idempotency_key": idempotency_key}
+    event["queryStringParameters"] = query or None
+    event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} or None
+    event["requestContext"]["resourcePath"] = "/notifications"
+    event["requestContext"]["path"] = "/v1/notifications"
+    event["requestContext"]["identity"]["apiKeyId"] = key_id
+    return event
+
+
 def get_route(path: str) -> dict[str, Any]:
     """A keyless GET (the health routes) for `path`."""
     event = load_event("api_health_ready.json")

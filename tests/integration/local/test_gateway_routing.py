@@ -64,6 +64,7 @@ def test_route_invokes_the_function_named_by_its_integration(offline_stack: Call
     assert {(route.method, route.resource_path) for route in routes if route.api_key_required} == {
         ("POST", "/notifications"),
         ("POST", "/notifications/batch"),
+        ("GET", "/notifications"),
         ("GET", "/notifications/{id}"),
     }
 

@@ -1,0 +1,1 @@
+"""The ingest function: notifications that producers put on the inbound SQS queue."""
