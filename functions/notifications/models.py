@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -65,6 +68,21 @@ MAX_BODY_CHARS = 10_000
 MAX_SUBJECT_CHARS = 998  # RFC 5322 line limit
 MAX_METADATA_ENTRIES = 20
 MAX_DATA_BYTES = 64 * 1024
+MAX_DATA_DEPTH = 32  # levels of objects and arrays, `data` itself the first
+
+# What a subject (one line of a mail header) must not hold: control characters (C0 with CR, LF, TAB and NUL,
+# DEL, C1), which could end the header line or drive a terminal; the line and paragraph separators; the
+# bidirectional controls (ALM U+061C, LRM, RLM, the embeddings and overrides U+202A-U+202E, the isolates
+# U+2066-U+2069), which can show a subject other than the one sent; and invisible format characters with no
+# use in a subject (the deprecated U+206A-U+206F, the byte order mark U+FEFF, the interlinear annotations
+# U+FFF9-U+FFFB). Other format characters (category Cf) stay: the zero-width joiners (emoji sequences, Persian
+# and Indic scripts), the soft hyphen and the tag characters of flag emoji.
+_SUBJECT_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SUBJECT_FORMAT = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u206f\ufeff\ufff9-\ufffb]")
+# A body is multi-line text: newline and tab are its only control characters (no CR, NUL, ESC, DEL or C1).
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Unpaired surrogates (which JSON's \ud800 can spell) cannot be encoded as UTF-8: refused in subject, body and data.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _e164(value: str) -> str:
@@ -87,6 +105,78 @@ def _https_or_http_url(value: str) -> str:
     except UndeliverableError as error:
         raise ValueError(error.message.removeprefix("webhook URL ")) from None
     return value
+
+
+def _one_line_of_text(value: Any) -> Any:
+    # Before stripping and the length rules, so a control character is refused wherever it stands.
+    if isinstance(value, str):
+        if _SUBJECT_CONTROL.search(value):
+            raise ValueError(
+                "must be one line of text: no control characters (U+0000-U+001F, U+007F-U+009F) or line separators"
+            )
+        if _SUBJECT_FORMAT.search(value):
+            raise ValueError(
+                "must not contain bidirectional controls (such as U+202E) or invisible format "
+                "characters (such as U+FEFF)"
+            )
+        _valid_unicode(value)
+    return value
+
+
+def _multiline_text(value: Any) -> Any:
+    if isinstance(value, str):
+        if _BODY_CONTROL.search(value):
+            raise ValueError(
+                "must not contain control characters other than newline and tab (no CR, NUL, ESC, DEL or U+0080-U+009F)"
+            )
+        _valid_unicode(value)
+    return value
+
+
+def _valid_unicode(value: str) -> None:
+    if _LONE_SURROGATE.search(value):
+        raise ValueError("must be valid Unicode: no unpaired surrogates (U+D800-U+DFFF)")
+
+
+def _json_data(value: Any) -> Any:
+    """`data` as JSON a receiver can read, checked without recursion before anything else walks it.
+
+    At most `MAX_DATA_DEPTH` levels of objects and arrays (so no later walk, such as the fingerprint's
+    serialisation, can exhaust the stack), string keys, finite numbers (`inf` and `nan` would reach a
+    webhook receiver as the non-JSON `Infinity` and `NaN`) and valid Unicode. A value that is not an
+    object at all is left to the field's type check.
+    """
+    if not isinstance(value, dict):
+        return value
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_DATA_DEPTH:  # a cycle, nested without end, is refused here too
+                raise ValueError(f"must nest at most {MAX_DATA_DEPTH} levels of objects and arrays")
+            pending.extend((child, depth + 1) for child in _children(node))
+        else:
+            _json_scalar(node)
+    return value
+
+
+def _children(node: dict[Any, Any] | list[Any]) -> list[Any]:
+    """An array's items, or an object's keys and values (keys are checked as strings)."""
+    if isinstance(node, list):
+        return node
+    if not all(isinstance(key, str) for key in node):
+        raise ValueError("object keys must be strings")
+    return [*node, *node.values()]
+
+
+def _json_scalar(node: Any) -> None:
+    if isinstance(node, float):
+        if not math.isfinite(node):
+            raise ValueError("numbers must be finite: no NaN or infinity, and none beyond about 1.8e308")
+    elif isinstance(node, str):
+        _valid_unicode(node)
+    elif node is not None and not isinstance(node, int):  # bool is an int
+        raise ValueError("must hold only JSON values: objects, arrays, strings, numbers, true, false, null")
 
 
 PhoneNumber = Annotated[str, AfterValidator(_e164)]
@@ -116,9 +206,11 @@ class NotificationRequest(BaseModel):
     channel: Channel
     fallback_channels: list[Channel] = Field(default_factory=list, max_length=3)
     recipient: Recipient
-    subject: Annotated[NonBlank, StringConstraints(max_length=MAX_SUBJECT_CHARS)] | None = None
-    body: Annotated[NonBlank, StringConstraints(max_length=MAX_BODY_CHARS)]
-    data: dict[str, Any] | None = None
+    subject: (
+        Annotated[NonBlank, StringConstraints(max_length=MAX_SUBJECT_CHARS), BeforeValidator(_one_line_of_text)] | None
+    ) = None
+    body: Annotated[NonBlank, StringConstraints(max_length=MAX_BODY_CHARS), BeforeValidator(_multiline_text)]
+    data: Annotated[dict[str, Any], BeforeValidator(_json_data)] | None = None
     priority: Priority = Priority.NORMAL
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=MAX_METADATA_ENTRIES)
     idempotency_key: IdempotencyKey | None = None

@@ -4,11 +4,28 @@ The API (`POST /notifications`, `POST /notifications/batch`) and the ingest func
 producers put on the inbound queue) read requests with these, so the same body gets the same verdict
 and the same field paths however it arrived. Each failure is a `HeraldError` (`MalformedJson`,
 `PayloadTooLarge`, `InvalidRequest`) whose details name fields, never echo input.
+
+What the parser refuses as `MalformedJson` (400), before any field is read:
+
+- bodies nested deeper than `MAX_JSON_DEPTH` levels of arrays and objects, found by a scan of the text
+  without recursion before `json.loads` (which recurses) runs: no body can raise `RecursionError`, and
+  nothing read afterwards (validation, the fingerprint, a rejected notification's re-encoding) walks
+  deeper than this. A valid request needs far fewer (`data` may nest `MAX_DATA_DEPTH`), so `data`
+  nested deeper than that but within this limit is a 422 naming `data`;
+- the literals `NaN`, `Infinity` and `-Infinity`, which are not JSON;
+- numbers beyond the range of a 64-bit float, such as `1e999` (RFC 8259 section 6 lets a reader limit
+  the range): Python would read them as infinity and write them back as the non-JSON `Infinity`. They
+  are refused as the body's text, like the literals above, not as a field (the parser cannot say which
+  field held one), so a batch holding one is refused whole. The model refuses a non-finite number in
+  `data` however else it arrives (422 naming `data`).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +39,15 @@ if TYPE_CHECKING:
 MAX_BATCH_NOTIFICATIONS = 100
 # The largest message the inbound queue takes (its MaximumMessageSize in template.yaml; SQS's default is 1 MiB).
 SQS_MAX_MESSAGE_BYTES = 256 * 1024
+# Levels of arrays and objects a body may nest: room for the batch envelope around `data` nested well beyond
+# its own limit (so the 422 names `data`), and far below what `json.loads` and the walks after it can recurse.
+MAX_JSON_DEPTH = 512
+
+# A JSON string, whose brackets are text, not structure: an unterminated one runs to the end, so that a
+# failed match is never tried again from inside it (which would take time quadratic in the body's size).
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_NESTING_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class BatchRequest(BaseModel):
@@ -50,13 +76,15 @@ def json_object(raw: str, max_bytes: int) -> dict[str, Any]:
     """The JSON object in `raw`: 413-worthy over `max_bytes`, malformed unless strict JSON, invalid unless an object."""
     if len(raw.encode()) > max_bytes:
         raise PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
+    if nesting_depth(raw) > MAX_JSON_DEPTH:
+        raise MalformedJson(f"the request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects")
     try:
-        payload = json.loads(raw, parse_constant=_reject_constant)
+        payload = json.loads(raw, parse_float=_finite_float, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise MalformedJson(
             f"the request body is not valid JSON (line {error.lineno}, column {error.colno})"
         ) from error
-    except (ValueError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: only if called near the stack's limit
         raise MalformedJson(f"the request body is not valid JSON ({error})") from error
     if not isinstance(payload, dict):
         raise InvalidRequest(
@@ -114,6 +142,23 @@ def item_details(index: int, error: HeraldError) -> list[dict[str, Any]]:
 def fields_of(errors: Sequence[HeraldError]) -> list[str]:
     """Every field path the errors name, in order, once each."""
     return list(dict.fromkeys(str(detail["field"]) for e in errors for detail in e.details or [] if "field" in detail))
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of JSON `text` nest, counted without recursion (0 for a scalar).
+
+    Brackets inside strings are text and do not count. In text that is not JSON the count may be off, but
+    never below the depth `json.loads` reaches before it stops at the error: enough to guard the parser.
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_NESTING_STEP.__getitem__, brackets)), default=0)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 reads as infinity; json.loads lets this error through unchanged
+        raise MalformedJson("the request body holds a number beyond the range of a 64-bit float (about 1.8e308)")
+    return number
 
 
 def _reject_constant(name: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from notifications.models import Channel, NotificationRequest, Priority
+from notifications.models import MAX_DATA_DEPTH, Channel, NotificationRequest, Priority
 
 
 def valid(**overrides: Any) -> dict[str, Any]:
@@ -45,6 +45,18 @@ def test_a_minimal_email_request_is_valid_with_defaults() -> None:
         ({"metadata": {"order": 42}}, "metadata.order", "string"),
         ({"unexpected": 1}, "unexpected", "Extra inputs"),
         ({"channel": "webhook", "recipient": {"webhook_url": "ftp://x.example/"}}, "recipient.webhook_url", "https"),
+        ({"metadata": {"order": {"id": "42"}}}, "metadata.order", "string"),
+        ({"data": {"x": float("inf")}}, "data", "finite"),
+        ({"data": {"x": [1, {"y": float("-inf")}]}}, "data", "finite"),
+        ({"data": {"x": float("nan")}}, "data", "finite"),
+        ({"data": {"x": {1: "a"}}}, "data", "keys must be strings"),
+        ({"data": {"x": (1, 2)}}, "data", "only JSON values"),
+        ({"data": {"x": b"bytes"}}, "data", "only JSON values"),
+        ({"data": {"x": "\ud800"}}, "data", "unpaired surrogates"),
+        ({"data": {"\udfff": 1}}, "data", "unpaired surrogates"),
+        ({"subject": "Hi\r\nBcc: eve@example.com"}, "subject", "no control characters"),
+        ({"subject": "\u202eevil"}, "subject", "bidirectional controls"),
+        ({"body": "a\x1bb"}, "body", "other than newline and tab"),
     ],
 )
 def test_invalid_requests_name_the_field_and_the_problem(overrides: dict[str, Any], field: str, fragment: str) -> None:
@@ -98,3 +110,60 @@ def test_a_webhook_url_that_could_never_be_called_is_refused_at_the_edge(url: st
     [error] = refused.value.errors()
     assert error["loc"] == ("recipient", "webhook_url")
     assert fragment in error["msg"]
+
+
+def nested_data(depth: int) -> dict[str, Any]:
+    """`data` nesting `depth` levels of objects and arrays in all (built without recursion)."""
+    value: Any = "leaf"
+    for level in range(depth - 1):
+        value = [value] if level % 2 else {"k": value}
+    return {"k": value}
+
+
+def test_data_may_nest_32_levels_and_its_fingerprint_is_computed() -> None:
+    # Given
+    at_limit = NotificationRequest.model_validate(valid(data=nested_data(MAX_DATA_DEPTH)))
+
+    # When / Then: the walk the fingerprint makes succeeds, and tells the depth apart
+    shallower = NotificationRequest.model_validate(valid(data=nested_data(MAX_DATA_DEPTH - 1)))
+    assert at_limit.fingerprint() != shallower.fingerprint()
+
+
+@pytest.mark.parametrize("depth", [MAX_DATA_DEPTH + 1, 300, 100_000])
+def test_data_deeper_than_32_levels_is_refused_without_recursion(depth: int) -> None:
+    # Given `data` deeper than any recursive walk could follow (100,000 levels)
+    body = valid(data=nested_data(depth))
+
+    # When
+    with pytest.raises(ValidationError) as refused:
+        NotificationRequest.model_validate(body)
+
+    # Then a validation error naming `data`, not a RecursionError
+    [error] = refused.value.errors()
+    assert error["loc"] == ("data",)
+    assert "at most 32 levels" in error["msg"]
+
+
+def test_data_that_contains_itself_is_refused_rather_than_walked_forever() -> None:
+    # Given
+    data: dict[str, Any] = {}
+    data["self"] = data
+
+    # When / Then
+    with pytest.raises(ValidationError, match="at most 32 levels"):
+        NotificationRequest.model_validate(valid(data=data))
+
+
+def test_subject_and_body_errors_name_the_rule_without_echoing_the_input() -> None:
+    # Given
+    body = valid(subject="Secret\r\nBcc: eve@example.com", body="Token 9f8e\x00")
+
+    # When
+    with pytest.raises(ValidationError) as refused:
+        NotificationRequest.model_validate(body)
+
+    # Then
+    problems = refused.value.errors(include_input=False)
+    assert {error["loc"] for error in problems} == {("subject",), ("body",)}
+    messages = " ".join(error["msg"] for error in problems)
+    assert "Secret" not in messages and "eve@" not in messages and "9f8e" not in messages
