@@ -3,7 +3,7 @@
     .venv/bin/python -m local.receiver            # listens on 127.0.0.1:${HERALD_RECEIVER_PORT:-9000}
 
 Run this way, it prints each delivery and whether its Standard Webhooks signature verifies with
-`WEBHOOK_SIGNING_SECRET` (default: the template's local secret), answers 401 to a bad signature, and
+`WEBHOOK_SIGNING_SECRET` (default: the local runtime's secret), answers 401 to a bad signature, and
 otherwise 200, or the status in `HERALD_RECEIVER_STATUS`, to play a failing endpoint. It speaks HTTP/1.1 and
 keeps connections alive, as Herald's sender expects of a receiver.
 
@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from local.aws.moto_server import LOOPBACK
-from local.aws.template import load_sam_template
 from local.lambda_.handlers import add_code_paths
+from local.settings import DEFAULT_WEBHOOK_SIGNING_SECRET
 
 if TYPE_CHECKING:
     import ssl
@@ -43,8 +43,8 @@ STATUS_PATH = "/_status"
 
 
 def default_secret() -> str:
-    secret: str = load_sam_template()["Parameters"]["WebhookSigningSecret"]["Default"]
-    return os.environ.get("WEBHOOK_SIGNING_SECRET", secret)
+    """The local runtime's webhook secret (`WEBHOOK_SIGNING_SECRET`, else the local default)."""
+    return os.environ.get("WEBHOOK_SIGNING_SECRET") or DEFAULT_WEBHOOK_SIGNING_SECRET
 
 
 def parse_status(text: str) -> int:

@@ -11,6 +11,7 @@ handler is imported from the template's ``Handler`` after the functions' environ
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from local.lambda_.handlers import Handler, LocalFunction
 
 READY_LINE = "Herald is ready"
+WEBHOOK_SECRET = "WebhookSigningSecret"  # the template's secret holding the webhook signing key
 LOCAL_ONLY_ENVIRONMENT = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # webhooks to 127.0.0.1 sandboxes
 
 logger = get_logger("runtime")
@@ -136,7 +138,11 @@ class Runtime:
         stack = Stack.from_file(self._template_path, overrides, settings.region)
         stack.stack_name = settings.resource_prefix
         self.stack = stack
-        self.provisioned = provision(stack, self.clients, settings.resource_prefix)
+        # The ready client signs with the known local secret, stored as the template's secret holds it.
+        webhook_key = {"key": settings.webhook_signing_secret.removeprefix("whsec_")}
+        self.provisioned = provision(
+            stack, self.clients, settings.resource_prefix, secret_values={WEBHOOK_SECRET: json.dumps(webhook_key)}
+        )
         self.functions = load_functions(stack, self._handlers, settings.function_concurrency)
         self._apply_environment(self.environment)
         for function in self.functions.values():

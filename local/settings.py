@@ -8,6 +8,8 @@ HERALD_AWS_PORT            4566              Port of the embedded AWS (moto's se
 HERALD_SANDBOX_PORT        4010              Port of the sandbox providers (SendGrid, Twilio, FCM) on 127.0.0.1
 HERALD_API_KEY             local-dev-key     The API key clients send in ``x-api-key``
 HERALD_ADMIN_API_KEY       local-admin-key   The admin API key (also a valid API key; the handler checks admin)
+WEBHOOK_SIGNING_SECRET     (the local one)   The ready client's ``whsec_`` secret: webhooks are signed with it, and
+                                             the example receiver checks it (stored in the embedded Secrets Manager)
 HERALD_POLLERS_PER_QUEUE   1                 Concurrent pollers per SQS event source mapping
 HERALD_FUNCTION_CONCURRENCY 1                Concurrent invocations per function (1 = one execution environment,
                                              needed while handlers keep per-invocation state at module level)
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 DEFAULT_API_KEY = "local-dev-key"
 DEFAULT_ADMIN_API_KEY = "local-admin-key"
+# The local runtime's webhook secret ("herald-local-development-secret"): known, so examples verify. A
+# deployment generates its own at deploy time (template.yaml, WebhookSigningSecret).
+DEFAULT_WEBHOOK_SIGNING_SECRET = "whsec_aGVyYWxkLWxvY2FsLWRldmVsb3BtZW50LXNlY3JldA=="
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 65535) -> int:
@@ -61,6 +66,7 @@ class LocalSettings:
     sandbox_port: int = 4010
     api_key: str = DEFAULT_API_KEY
     admin_api_key: str = DEFAULT_ADMIN_API_KEY
+    webhook_signing_secret: str = DEFAULT_WEBHOOK_SIGNING_SECRET
     pollers_per_queue: int = 1
     function_concurrency: int = 1
     poll_wait_seconds: int = 1
@@ -78,6 +84,7 @@ class LocalSettings:
             sandbox_port=_int(env, "HERALD_SANDBOX_PORT", 4010, minimum=1),
             api_key=_str(env, "HERALD_API_KEY", DEFAULT_API_KEY),
             admin_api_key=_str(env, "HERALD_ADMIN_API_KEY", DEFAULT_ADMIN_API_KEY),
+            webhook_signing_secret=_str(env, "WEBHOOK_SIGNING_SECRET", DEFAULT_WEBHOOK_SIGNING_SECRET),
             pollers_per_queue=_int(env, "HERALD_POLLERS_PER_QUEUE", 1, minimum=1, maximum=64),
             function_concurrency=_int(env, "HERALD_FUNCTION_CONCURRENCY", 1, minimum=1, maximum=256),
             poll_wait_seconds=_int(env, "HERALD_POLL_WAIT_SECONDS", 1, minimum=0, maximum=20),

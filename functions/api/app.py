@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.errors import error_body, error_response, item_error, json_response
 from api.receipts import router as receipts_router
 from api.settings import ApiSettings
-from notifications import requests
+from notifications import aws, requests
 from notifications.accept import ItemAccepted, NotificationAcceptor
 from notifications.accept_settings import build_acceptor
 from notifications.errors import (
@@ -71,7 +71,9 @@ def build_dependencies(
     probe_sqs: SQSClient | None = None,
     secretsmanager: SecretsManagerClient | None = None,
 ) -> Dependencies:
-    """Everything the routes use; clients default to real ones (the probe's fail fast)."""
+    """Everything the routes use; clients default to real ones that fit the API's timeout (the probe's fail fast)."""
+    dynamodb = dynamodb or aws.client("dynamodb", api=True)
+    sqs = sqs or aws.client("sqs", api=True)
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
     probe = DependencyProbe(
         settings.notifications_table,

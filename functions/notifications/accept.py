@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from notifications import ssrf
-from notifications.clock import Clock, epoch, iso, system_clock
+from notifications.clock import Clock, iso, system_clock
 from notifications.errors import (
     DependencyUnavailable,
     HeraldError,
@@ -47,9 +47,7 @@ class AcceptPolicy:
     enabled_channels: frozenset[Channel]
     allow_private_webhook_targets: bool
     retention_seconds: int
-    # A replay of a record still `queued` with no attempt after this long re-sends its message: it covers
-    # a crash between the put and the send (the client saw no 202 and retried). Senders drop duplicates.
-    reenqueue_after_seconds: float = 60.0
+    allowed_webhook_ports: frozenset[int] = ssrf.DEFAULT_ALLOWED_PORTS
 
 
 @dataclass(frozen=True)
@@ -224,16 +222,16 @@ class NotificationAcceptor:
         if self._never_attempted(existing):
             queue_url = self._enqueuer.urls.url_of(existing.queue)
             self._enqueuer.send(queue_url, QueueMessage(id=existing.id), existing.priority)
-            logger.warning("replay re-enqueued a notification never attempted", extra={"notification_id": existing.id})
+            logger.info("replay queued a notification never attempted again", extra={"notification_id": existing.id})
         logger.info("idempotent replay", extra={"notification_id": existing.id})
         return Accepted(view=AcceptedView.of(existing), replayed=True)
 
-    def _never_attempted(self, existing: NotificationRecord) -> bool:
-        """A replay finds a record still queued, never attempted, for a while: its message may have been lost."""
-        age = self._clock() - epoch(existing.created_at)
-        return (
-            existing.status == Status.QUEUED and existing.attempts == 0 and age >= self._policy.reenqueue_after_seconds
-        )
+    @staticmethod
+    def _never_attempted(existing: NotificationRecord) -> bool:
+        """A replay finds a record still queued and never attempted: its message may have been lost (a crash
+        between the put and the send, whose client saw no 202 and retried), so it is always sent again. A
+        second message costs a sender one claim, which drops it; a lost one would lose the notification."""
+        return existing.status == Status.QUEUED and existing.attempts == 0
 
     # ------------------------------------------------------------------ batch steps
     def _write(self, claims: list[_Claim]) -> None:
@@ -283,8 +281,7 @@ class NotificationAcceptor:
         try:
             self._store.delete_unqueued(record)
         except DependencyUnavailable:
-            # The client is told to retry: a keyed retry replays the record and, once it has waited
-            # `reenqueue_after_seconds`, queues it again.
+            # The client is told to retry: a keyed retry replays the record and queues it again.
             logger.error("record left without a message", extra={"notification_id": record.id})
 
     def _results_of(self, claim: _Claim) -> list[ItemAccepted | ItemRejected]:
@@ -327,7 +324,11 @@ class NotificationAcceptor:
         url = request.recipient.webhook_url
         if url is not None:
             try:
-                ssrf.check_url_shape(url, allow_private=self._policy.allow_private_webhook_targets)
+                ssrf.check_url_shape(
+                    url,
+                    allow_private=self._policy.allow_private_webhook_targets,
+                    allowed_ports=self._policy.allowed_webhook_ports,
+                )
             except TargetRefused as refused:
                 raise InvalidRequest(
                     "webhook target refused", details=[{"field": "recipient.webhook_url", "message": refused.message}]

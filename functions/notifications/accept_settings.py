@@ -10,7 +10,7 @@ from notifications.accept import AcceptPolicy, NotificationAcceptor
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
 from notifications.queues import QueueUrls, SqsEnqueuer
-from notifications.settings import channel_set
+from notifications.settings import channel_set, webhook_ports
 from notifications.store import DynamoDBStatusStore
 
 if TYPE_CHECKING:
@@ -29,6 +29,10 @@ class AcceptSettings(ProviderSettings):
     batch_queue_url: str = Field(alias="BATCH_QUEUE_URL", min_length=1)
     enabled_channels: Annotated[frozenset[Channel], BeforeValidator(channel_set)] = Field(alias="ENABLED_CHANNELS")
     webhook_allow_private_targets: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    # Webhook ports besides 443 that clients may target (any, when private targets are allowed: locally).
+    webhook_allowed_ports: Annotated[
+        frozenset[Annotated[int, Field(ge=1, le=65535)]], BeforeValidator(webhook_ports)
+    ] = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")
     retention_days: int = Field(default=30, alias="NOTIFICATION_RETENTION_DAYS", ge=1)
     # SQS takes 256 KiB messages and DynamoDB 400 KiB items; a request beyond this is refused with 413.
     max_request_bytes: int = Field(default=256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024, le=10 * 1024 * 1024)
@@ -50,6 +54,7 @@ def build_acceptor(
         enabled_channels=settings.deliverable_channels,
         allow_private_webhook_targets=settings.webhook_allow_private_targets,
         retention_seconds=settings.retention_days * 86_400,
+        allowed_webhook_ports=settings.webhook_allowed_ports,
     )
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
     return NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy)

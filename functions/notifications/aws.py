@@ -23,18 +23,31 @@ _CONFIG = Config(
 # The longest one AWS call may take with these settings (every attempt timing out).
 SLOWEST_CALL_SECONDS = float((_CONNECT_SECONDS + _READ_SECONDS) * _ATTEMPTS)
 _PROBE_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 1})
+# The API answers within its function's timeout: each call gets less, and one retry.
+_API_CONNECT_SECONDS, _API_READ_SECONDS, _API_ATTEMPTS = 1, 2, 2
+_API_CONFIG = Config(
+    connect_timeout=_API_CONNECT_SECONDS,
+    read_timeout=_API_READ_SECONDS,
+    retries={"mode": "standard", "max_attempts": _API_ATTEMPTS},
+)
+# The longest one API call may take: every attempt timing out, plus standard mode's backoff before the
+# retry (a random delay of at most 1 s before the second attempt).
+API_SLOWEST_CALL_SECONDS = float((_API_CONNECT_SECONDS + _API_READ_SECONDS) * _API_ATTEMPTS + 1)
+# The most AWS calls one single accept makes: the put, the send, and taking the record back.
+API_CALLS_PER_ACCEPT = 3
 
 
 @overload
-def client(service: Literal["dynamodb"], *, probe: bool = False) -> DynamoDBClient: ...
+def client(service: Literal["dynamodb"], *, probe: bool = False, api: bool = False) -> DynamoDBClient: ...
 @overload
-def client(service: Literal["sqs"], *, probe: bool = False) -> SQSClient: ...
+def client(service: Literal["sqs"], *, probe: bool = False, api: bool = False) -> SQSClient: ...
 @overload
-def client(service: Literal["sesv2"], *, probe: bool = False) -> SESV2Client: ...
+def client(service: Literal["sesv2"], *, probe: bool = False, api: bool = False) -> SESV2Client: ...
 @overload
-def client(service: Literal["sns"], *, probe: bool = False) -> SNSClient: ...
+def client(service: Literal["sns"], *, probe: bool = False, api: bool = False) -> SNSClient: ...
 @overload
-def client(service: Literal["secretsmanager"], *, probe: bool = False) -> SecretsManagerClient: ...
-def client(service: str, *, probe: bool = False) -> Any:
-    """A client for one AWS service; `probe` clients fail fast for health checks."""
-    return boto3.client(service, config=_PROBE_CONFIG if probe else _CONFIG)
+def client(service: Literal["secretsmanager"], *, probe: bool = False, api: bool = False) -> SecretsManagerClient: ...
+def client(service: str, *, probe: bool = False, api: bool = False) -> Any:
+    """A client for one AWS service; `probe` clients fail fast for health checks, `api` ones fit the API's
+    timeout (`API_CALLS_PER_ACCEPT` x `API_SLOWEST_CALL_SECONDS` within ApiFunction's Timeout)."""
+    return boto3.client(service, config=_PROBE_CONFIG if probe else _API_CONFIG if api else _CONFIG)

@@ -32,3 +32,10 @@ def channel_set(value: object) -> object:
     if isinstance(value, str):
         return {part.strip() for part in value.split(",") if part.strip()}
     return value
+
+
+def webhook_ports(value: object) -> object:
+    """`"8443"` -> {443, 8443}: the webhook ports setting, which always holds 443."""
+    if isinstance(value, str):
+        return {443} | {int(part) for part in value.split(",") if part.strip()}
+    return value

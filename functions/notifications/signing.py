@@ -6,6 +6,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_VERSION = "v1"
@@ -13,6 +17,9 @@ SIGNATURE_VERSION = "v1"
 
 class InvalidSecret(ValueError):
     """The signing secret is not `whsec_` followed by base64."""
+
+
+MIN_KEY_BYTES = 24
 
 
 def decode_secret(secret: str) -> bytes:
@@ -23,9 +30,19 @@ def decode_secret(secret: str) -> bytes:
         key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
     except binascii.Error as error:
         raise InvalidSecret("webhook signing secret is not valid base64 after 'whsec_'") from error
-    if len(key) < 16:
-        raise InvalidSecret("webhook signing secret must hold at least 16 bytes")
+    if len(key) < MIN_KEY_BYTES:
+        raise InvalidSecret(f"webhook signing secret must hold at least {MIN_KEY_BYTES} bytes")
     return key
+
+
+def secret_of(stored: Mapping[str, Any]) -> str:
+    """The `whsec_` secret from its Secrets Manager value `{"key": "<base64>"}` (checked: base64, >= 24 bytes)."""
+    key = stored.get("key")
+    if not isinstance(key, str) or not key:
+        raise InvalidSecret('the webhook signing secret must be a JSON object {"key": "<base64>"}')
+    secret = SECRET_PREFIX + key
+    decode_secret(secret)
+    return secret
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -12,13 +12,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from pydantic import ValidationError
 
-from notifications import aws
+from notifications import aws, signing
 from notifications.delivery import Deliverer, DeliveryPolicy, DeliveryResult, Outcome
 from notifications.errors import DependencyUnavailable
 from notifications.failures import delivery_classifier
 from notifications.models import Channel, QueueMessage
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.providers.registry import ProviderClients, build_providers
+from notifications.providers.secrets import ProviderSecrets
 from notifications.providers.webhook import WebhookProvider
 from notifications.queues import SqsDeliveryQueues
 from notifications.settings import load_settings
@@ -135,9 +136,12 @@ def default_providers(
     settings: SenderSettings, clients: ProviderClients | None = None
 ) -> dict[Channel, list[Provider]]:
     """Each enabled channel's providers, in the order they are tried (`notifications.providers.registry`)."""
+    clients = clients or ProviderClients()
+    secrets = ProviderSecrets(settings.secrets_max_age_seconds, client=clients.secretsmanager)
     webhook = WebhookProvider(
-        settings.webhook_signing_secret.get_secret_value(),
+        signing.secret_of(secrets.json(settings.webhook_signing_secret_name)()),
         allow_private_targets=settings.webhook_allow_private_targets,
+        allowed_ports=settings.webhook_allowed_ports,
         timeout_seconds=settings.webhook_timeout_seconds,
     )
     return build_providers(

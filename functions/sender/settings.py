@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
-from notifications.settings import channel_set
+from notifications.settings import channel_set, webhook_ports
 
 
 class SenderSettings(ProviderSettings):
@@ -27,8 +27,13 @@ class SenderSettings(ProviderSettings):
     enabled_channels: Annotated[frozenset[Channel], BeforeValidator(channel_set)] = Field(alias="ENABLED_CHANNELS")
     # SES events (delivery, bounce, complaint) are published through this configuration set.
     ses_configuration_set: str = Field(default="", alias="SES_CONFIGURATION_SET")
-    webhook_signing_secret: SecretStr = Field(alias="WEBHOOK_SIGNING_SECRET")
+    # Secrets Manager name of the webhook signing key, {"key": "<base64>"}; the secret is whsec_ + key.
+    webhook_signing_secret_name: str = Field(alias="WEBHOOK_SIGNING_SECRET_NAME", min_length=1)
     webhook_allow_private_targets: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
+    # Webhook ports besides 443 that may be called (any, when private targets are allowed: locally).
+    webhook_allowed_ports: Annotated[
+        frozenset[Annotated[int, Field(ge=1, le=65535)]], BeforeValidator(webhook_ports)
+    ] = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")
     webhook_timeout_seconds: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=30)
     # How many deliveries of one batch run at once.
     delivery_concurrency: int = Field(default=10, alias="DELIVERY_CONCURRENCY", ge=1, le=100)

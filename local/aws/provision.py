@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets as secrets_module
+import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +20,15 @@ from local.lambda_.handlers import function_arn, function_name
 from local.logs import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from local.aws.template import Stack
 
 logger = get_logger("provision")
 
 QUEUE_TYPE = "AWS::SQS::Queue"
 TABLE_TYPE = "AWS::DynamoDB::Table"
+SECRET_TYPE = "AWS::SecretsManager::Secret"
 SENDER_EMAIL_PARAMETER = "SenderEmail"  # the SES identity email is sent from; verified locally
 
 # CloudFormation queue properties that are SQS queue attributes under the same name.
@@ -64,6 +69,7 @@ class Provisioned:
 
     queues: dict[str, str] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
     email_identities: list[str] = field(default_factory=list)
 
 
@@ -90,7 +96,7 @@ def name_emulated_resources(stack: Stack) -> None:
         elif resource_type == "AWS::IAM::Role":
             stack.physical_ids[logical_id] = f"{stack.stack_name}-{logical_id}"
             stack.arns[logical_id] = f"arn:aws:iam::{stack.account_id}:role/{stack.stack_name}-{logical_id}"
-        elif resource_type not in {QUEUE_TYPE, TABLE_TYPE}:
+        elif resource_type not in {QUEUE_TYPE, TABLE_TYPE, SECRET_TYPE}:
             stack.physical_ids.setdefault(logical_id, local_id(stack, logical_id))
 
 
@@ -214,11 +220,13 @@ def table_request(stack: Stack, logical_id: str, prefix: str) -> dict[str, Any]:
     return request
 
 
-def provision(stack: Stack, clients: Any, prefix: str) -> Provisioned:
-    """Create every queue and table of ``stack`` and verify the sender's SES identity.
+def provision(stack: Stack, clients: Any, prefix: str, secret_values: Mapping[str, str] | None = None) -> Provisioned:
+    """Create every queue, table and secret of ``stack`` and verify the sender's SES identity.
 
     ``clients`` is a ``boto3.Session`` (or anything with ``.client(name)``) pointed at the embedded AWS.
-    Fills ``stack.physical_ids`` (queue URL, table name) and ``stack.arns`` as it goes.
+    Fills ``stack.physical_ids`` (queue URL, table name, secret ARN) and ``stack.arns`` as it goes. A
+    secret gets its ``secret_values`` entry (the local runtime's known webhook key), else its template
+    ``SecretString``, else a value made as ``GenerateSecretString`` describes.
     """
     name_emulated_resources(stack)
     sqs = clients.client("sqs")
@@ -234,11 +242,37 @@ def provision(stack: Stack, clients: Any, prefix: str) -> Provisioned:
             _create_table(stack, dynamodb, logical_id, prefix)
             provisioned.tables[logical_id] = stack.physical_ids[logical_id]
         logger.info("created", extra={"resource": logical_id, "physical_id": stack.physical_ids[logical_id]})
+    for logical_id in sorted(stack.of_type(SECRET_TYPE)):
+        secrets = clients.client("secretsmanager")
+        value = (secret_values or {}).get(logical_id) or secret_string(stack, logical_id)
+        arn = secrets.create_secret(Name=f"{prefix}-{logical_id}", SecretString=value)["ARN"]
+        stack.physical_ids[logical_id] = stack.arns[logical_id] = provisioned.secrets[logical_id] = arn
+        logger.info("created", extra={"resource": logical_id})
     sender = stack.parameters.get(SENDER_EMAIL_PARAMETER)
     if sender:
         clients.client("sesv2").create_email_identity(EmailIdentity=sender)
         provisioned.email_identities.append(sender)
     return provisioned
+
+
+def secret_string(stack: Stack, logical_id: str) -> str:
+    """A secret's value as CloudFormation would make it: its SecretString, or GenerateSecretString's JSON."""
+    properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+    if "SecretString" in properties:
+        return str(properties["SecretString"])
+    spec = properties.get("GenerateSecretString", {})
+    alphabet = string.ascii_letters + string.digits
+    if _scalar(spec.get("ExcludePunctuation", False)) != "true":
+        alphabet += string.punctuation
+    excluded = set(str(spec.get("ExcludeCharacters", "")))
+    alphabet = "".join(character for character in alphabet if character not in excluded)
+    generated = "".join(secrets_module.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+    key = spec.get("GenerateStringKey")
+    if key is None:
+        return generated
+    document = json.loads(str(spec.get("SecretStringTemplate", "{}")))
+    document[str(key)] = generated
+    return json.dumps(document)
 
 
 def _create_table(stack: Stack, dynamodb: Any, logical_id: str, prefix: str) -> None:

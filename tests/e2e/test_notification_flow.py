@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.aws.template import load_sam_template
 from local.receiver import WebhookReceiver
+from local.settings import DEFAULT_WEBHOOK_SIGNING_SECRET
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,8 +67,7 @@ def wait_until_queues_drain(herald: RunningHerald, timeout: float = 20.0) -> Non
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
-    secret = load_sam_template()["Parameters"]["WebhookSigningSecret"]["Default"]
-    with WebhookReceiver(secret=secret) as running:
+    with WebhookReceiver(secret=DEFAULT_WEBHOOK_SIGNING_SECRET) as running:  # the ready client's secret
         yield running
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from local.receiver import WebhookReceiver
+from local.settings import DEFAULT_WEBHOOK_SIGNING_SECRET
 from resilience import BreakerRegistry, BreakerState, DynamoDBBreakerStore, ResilienceSettings
 from tests.e2e.test_notification_flow import call, wait_for_status
 
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import RunningHerald
 
 pytestmark = pytest.mark.e2e
-
-SECRET_PARAMETER = "WebhookSigningSecret"
 
 
 def breakers(herald: RunningHerald) -> BreakerRegistry:
@@ -64,10 +63,7 @@ def wait_until_all(herald: RunningHerald, ids: list[str], wanted: str, timeout: 
 
 @pytest.fixture
 def secret() -> str:
-    from local.aws.template import load_sam_template  # noqa: PLC0415 - the local runtime signs with the default
-
-    value: str = load_sam_template()["Parameters"][SECRET_PARAMETER]["Default"]
-    return value
+    return DEFAULT_WEBHOOK_SIGNING_SECRET  # the local runtime's ready client signs with it
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
 ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue", "InboundQueue"]
 # Health is public; provider callbacks cannot carry an API key: their signature authenticates them.
 KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready", "/provider-events/{provider}"}
-# Actions with no per-message resource: SES SendEmail, and SNS Publish to a phone number.
-RESOURCELESS_ACTIONS = {"ses:SendEmail", "sns:Publish"}
+# Actions with no resource to name: SNS Publish to a phone number.
+RESOURCELESS_ACTIONS = {"sns:Publish"}
 
 
 @cache
@@ -200,3 +200,58 @@ def test_policies_are_least_privilege(function: str) -> None:
 def test_outputs_name_the_api_url_queues_and_tables() -> None:
     outputs = set(sam()["Outputs"])
     assert {"ApiUrl", "ApiKeyId", "NotificationsTableName", "DeadLetterQueueUrl", "StandardQueueUrl"} <= outputs
+
+
+def test_the_api_function_outlasts_the_aws_calls_of_one_accept_at_their_worst() -> None:
+    # Given: the API's AWS clients (connect and read timeouts, one retry) and the calls one accept makes
+    from notifications import aws
+
+    # Then: its timeout holds them all, and stays under API Gateway's 29 s integration timeout
+    timeout = props("ApiFunction")["Timeout"]
+    assert aws.API_CALLS_PER_ACCEPT * aws.API_SLOWEST_CALL_SECONDS < timeout <= 29
+
+
+def test_email_may_be_sent_only_from_the_sender_address() -> None:
+    # Given
+    statements = [s for policy in props("SenderFunction")["Policies"] for s in policy["Statement"]]
+
+    # When
+    [email] = [statement for statement in statements if "ses:SendEmail" in statement["Action"]]
+
+    # Then
+    assert email["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}}
+    assert all("identity/" in str(resource) or "configuration-set/" in str(resource) for resource in email["Resource"])
+
+
+@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction"])
+def test_every_function_keeps_its_logs_for_the_configured_days(function: str) -> None:
+    # When
+    group = props(f"{function}LogGroup")
+
+    # Then
+    assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert sam()["Parameters"]["LogRetentionDays"]["Default"] == 30
+
+
+def test_the_webhook_signing_secret_is_generated_at_deploy_and_never_in_an_environment_variable() -> None:
+    # Given
+    secret = props("WebhookSigningSecret")["GenerateSecretString"]
+    sender_environment = props("SenderFunction")["Environment"]["Variables"]
+    every_environment = [sam()["Globals"]["Function"]["Environment"]["Variables"]] + [
+        resource["Properties"].get("Environment", {}).get("Variables", {})
+        for resource in sam()["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    ]
+
+    # Then: no parameter carries a usable default secret; the key is random, 48 base64 characters (36
+    # bytes, over the 24 required); functions get the secret's name only
+    assert not any(
+        "secret" in name.lower() and "Default" in spec and spec["Default"]
+        for name, spec in (
+            (name, spec) for name, spec in sam()["Parameters"].items() if not name.endswith("SecretName")
+        )
+    )
+    assert (secret["GenerateStringKey"], secret["PasswordLength"], secret["ExcludePunctuation"]) == ("key", 48, True)
+    assert sender_environment["WEBHOOK_SIGNING_SECRET_NAME"] == {"Ref": "WebhookSigningSecret"}
+    assert not any("WEBHOOK_SIGNING_SECRET" in variables for variables in every_environment)

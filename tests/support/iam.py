@@ -72,6 +72,15 @@ class AwsCallRecorder:
                 for item in params.get("TransactItems", [])
                 for kind, part in item.items()
             }
+        if service == "ses" and operation == "SendEmail":
+            # SES authorises the sending identity (the From address's) and the configuration set, if named.
+            region, account = self.stack.region, self.stack.account_id
+            sender = str(params.get("FromEmailAddress", ""))
+            calls = {AwsCall("ses:SendEmail", f"arn:aws:ses:{region}:{account}:identity/{sender}")}
+            if "ConfigurationSetName" in params:
+                name = params["ConfigurationSetName"]
+                calls.add(AwsCall("ses:SendEmail", f"arn:aws:ses:{region}:{account}:configuration-set/{name}"))
+            return calls
         if service == "dynamodb" and operation in {"BatchWriteItem", "BatchGetItem"}:
             return {AwsCall(f"dynamodb:{operation}", self._table(table)) for table in params.get("RequestItems", {})}
         action = _BATCH_ACTIONS.get(f"{service}:{operation}", f"{service}:{operation}")

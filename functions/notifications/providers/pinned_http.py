@@ -2,9 +2,11 @@
 
 The transport under `notifications.providers.webhook`:
 
-* `PinnedConnection` connects only to the address the SSRF guard vetted (TLS with SNI and certificate
-  checks for the URL's host name), through a socket wrapper that sets the time left before every send
-  and receive, so a peer that drips its answer a byte at a time cannot stretch a call past its deadline;
+* `PinnedConnection` connects only to the addresses the SSRF guard vetted, in its order (IPv4 first), moving
+  on to the next when one refuses, is unreachable or does not answer within its share of the time left, and
+  stays pinned to the one that connected (TLS with SNI and certificate checks for the URL's host name). A
+  socket wrapper sets the time left before every send and receive, so a peer that drips its answer a byte at
+  a time cannot stretch a call past its deadline;
 * `ConnectionPool` keeps idle connections per (scheme, host, port, pinned address), most recently used
   first, capped per key and aged out, and skips one the peer closed while it sat idle.
 """
@@ -21,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from notifications import ssrf
+from notifications.observability import logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,22 +136,36 @@ class _BoundedSocket:
 
 
 class PinnedConnection(http.client.HTTPConnection):
-    """HTTP/1.1 to one vetted address; for https, TLS with SNI and certificate checks for the URL's host name.
+    """HTTP/1.1 to one of a target's vetted addresses; for https, TLS with SNI and certificate checks for the
+    URL's host name.
 
-    The host name goes in the Host header and the TLS handshake; only the address it resolved to when it
-    was vetted is ever connected to, so DNS cannot change it after the check.
+    The host name goes in the Host header and the TLS handshake; only the addresses it resolved to when it
+    was vetted are ever connected to, so DNS cannot change them after the check. They are tried in the
+    target's order: one that refuses, is unreachable or does not answer in time costs only its share of the
+    time left (that time divided by the addresses still to try), so the next still gets a chance within the
+    call's one deadline. A TLS or HTTP failure after connecting is not retried on another address.
+
+    `address` is the one that connected (None before), under which the connection goes back to the pool.
     """
 
     def __init__(self, target: ssrf.Target, tls: ssl.SSLContext | None) -> None:
         super().__init__(target.host, target.port)
         self.default_port = ssrf.DEFAULT_PORTS[target.scheme]  # the Host header names the port only when not this
         self.deadline = Deadline()
-        self._address = target.address
+        self.address: str | None = None
+        self._target = target
         self._tls = tls
         self._bounded: _BoundedSocket | None = None
 
+    @property
+    def pool_key(self) -> PoolKey | None:
+        """The origin and the address this connection is pinned to; None until it connected."""
+        if self.address is None:
+            return None
+        return PoolKey(self._target.scheme, self._target.host, self._target.port, self.address)
+
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), timeout=self.deadline.remaining())
+        sock = self._connect_to_a_vetted_address()
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
@@ -159,6 +176,25 @@ class PinnedConnection(http.client.HTTPConnection):
             raise
         self._bounded = _BoundedSocket(sock, self.deadline)
         self.sock = self._bounded
+
+    def _connect_to_a_vetted_address(self) -> socket.socket:
+        """A TCP connection to the first vetted address that accepts one; the last failure when none does."""
+        addresses = self._target.addresses
+        failure: OSError | None = None
+        for index, address in enumerate(addresses):
+            share = self.deadline.remaining() / (len(addresses) - index)  # TimeoutError once no time is left
+            try:
+                sock = socket.create_connection((address, self.port), timeout=share)
+            except OSError as error:  # refused, unreachable, or no answer within its share
+                logger.info(
+                    "webhook address did not connect",
+                    extra={"address": address, "port": self.port, "error_type": type(error).__name__},
+                )
+                failure = error
+                continue
+            self.address = address
+            return sock
+        raise failure if failure is not None else ConnectionError("the target has no vetted address")
 
     def peer_closed(self) -> bool:
         """True unless this idle connection is open and quiet, as one worth reusing is."""

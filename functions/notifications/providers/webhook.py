@@ -2,19 +2,26 @@
 
 One call to `WebhookProvider.send`:
 
-1. reads the URL's origin (`webhook_origin`) and vets the URL against SSRF (`notifications.ssrf.vet`),
-   which resolves the host once and pins the call to an address it checked;
-2. takes an idle connection to that origin and address from the provider's `ConnectionPool`
-   (`notifications.providers.pinned_http`, the transport), or opens
-   one (TLS with SNI and certificate checks for the URL's host name when https);
+1. vets the URL against SSRF (`notifications.ssrf.vet`): https, an allowed port (443 unless configured),
+   and a host that resolves, once, only to global unicast addresses, which the call is pinned to;
+2. takes an idle connection to that origin and one of those addresses from the provider's `ConnectionPool`
+   (`notifications.providers.pinned_http`, the transport), or opens one, trying the vetted addresses in
+   order (IPv4 first) until one connects (TLS with SNI and certificate checks for the URL's host name when
+   https);
 3. posts the signed payload and reads at most 64 KiB of the answer, every blocking step bounded by one
    deadline for the whole call, so a receiver that drips its answer a byte at a time cannot hold it;
-4. puts the connection back when the answer was read to its end and the receiver keeps it open.
+4. puts the connection back, under the address that connected, when the answer was read to its end and the
+   receiver keeps it open.
 
 Redirects are never followed. The provider describes what happened and never judges it: a
 `DeliveryError` with the status and the receiver's Retry-After, an `UndeliverableError` for a URL that
 can never be called or a redirect, a `TargetRefused` from the SSRF guard.
 `notifications.failures.delivery_classifier` alone decides whether it is worth retrying.
+
+What a failure says is coarse and stable, since it becomes the notification's `error`, which the client
+reads: every connection, TLS and timeout failure is "could not connect to the webhook endpoint", every
+refused target "webhook target refused", so neither tells which ports are open or which ranges lie behind
+a name. The log keeps the exception type, the origin and the address, never the URL's path or query.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from notifications import signing, ssrf
 from notifications.clock import Clock, system_clock
 from notifications.errors import DeliveryError, UndeliverableError
 from notifications.models import Channel
+from notifications.observability import logger
 from notifications.providers import ProviderReceipt
 from notifications.providers.pinned_http import CLOSED_WHILE_IDLE, ConnectionPool, PinnedConnection, PoolKey
-from notifications.ssrf import webhook_origin
+from notifications.ssrf import COULD_NOT_CONNECT, DEFAULT_ALLOWED_PORTS, webhook_origin
 from resilience import parse_retry_after
 
 if TYPE_CHECKING:
@@ -63,7 +71,7 @@ def webhook_payload(record: NotificationRecord, timestamp: int) -> bytes:
             "priority": record.priority.value,
         },
     }
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return json.dumps(envelope, separators=(",", ":"), allow_nan=False).encode()  # JSON only, never Infinity
 
 
 def _request_path(path: str) -> str:
@@ -72,9 +80,11 @@ def _request_path(path: str) -> str:
 
 
 class _Call(NamedTuple):
-    """One webhook call: where it goes, what it sends, and the monotonic instant it must end by."""
+    """One webhook call: which notification, where it goes, what it sends, and the monotonic instant it must
+    end by."""
 
-    key: PoolKey
+    notification_id: str
+    origin: str
     path: str
     body: bytes
     headers: dict[str, str]
@@ -93,7 +103,10 @@ class WebhookProvider:
     signing_secret : str
         The Standard Webhooks secret (``whsec_...``), checked here so a bad one fails at start-up.
     allow_private_targets : bool
-        Allow loopback and private targets, and plain http to them (local runs and tests only).
+        Allow loopback and private targets, any port, and plain http to private targets (local runs and tests
+        only).
+    allowed_ports : frozenset[int]
+        The ports a webhook URL may name (443 by default); every port when private targets are allowed.
     timeout_seconds : float
         The most a call may take, whatever time `send` is given.
     clock : Clock
@@ -114,6 +127,7 @@ class WebhookProvider:
         signing_secret: str,
         *,
         allow_private_targets: bool,
+        allowed_ports: frozenset[int] = DEFAULT_ALLOWED_PORTS,
         timeout_seconds: float = 10.0,
         clock: Clock = system_clock,
         resolver: Callable[[str, int], list[str]] = ssrf.resolve_host,
@@ -121,8 +135,11 @@ class WebhookProvider:
         pool: ConnectionPool | None = None,
     ) -> None:
         signing.decode_secret(signing_secret)  # fail at start-up, not at the first delivery
+        if not all(1 <= port <= 65535 for port in allowed_ports):
+            raise ValueError("allowed_ports must be TCP ports, 1-65535")
         self._secret = signing_secret
         self._allow_private = allow_private_targets
+        self._allowed_ports = frozenset(allowed_ports)
         self._timeout = timeout_seconds
         self._clock = clock
         self._resolver = resolver
@@ -143,30 +160,28 @@ class WebhookProvider:
     def send(self, record: NotificationRecord, *, timeout: float) -> ProviderReceipt:
         """POST the signed notification, taking at most `timeout` (and `timeout_seconds`) for the whole call.
 
-        Connecting, the TLS handshake, sending and every read of the answer share one deadline; a kept-alive
-        connection the receiver closed is replaced by a fresh one within it. Resolving the host for the SSRF
-        check counts against the deadline but is bounded by the resolver's own timeouts (``getaddrinfo`` takes
-        none).
+        Connecting (to each vetted address in turn until one does), the TLS handshake, sending and every read
+        of the answer share one deadline; a kept-alive connection the receiver closed is replaced by a fresh
+        one within it. Resolving the host for the SSRF check counts against the deadline but is bounded by the
+        resolver's own timeouts (``getaddrinfo`` takes none).
 
         Raises
         ------
         UndeliverableError
             No webhook URL, a URL that can never be called, or a redirect answered (never followed).
         TargetRefused
-            The SSRF guard refused the target.
+            The SSRF guard refused the target ("webhook target refused", or the scheme or port it objects to).
         DeliveryError
             The receiver answered another non-2xx status (`status_code`, `retry_after` capped at 1 h), or
-            could not be reached in time (no status).
+            could not be reached in time ("could not connect to the webhook endpoint", no status).
         """
         deadline = time.monotonic() + min(timeout, self._timeout)
         url = record.recipient.webhook_url
         if url is None:
             raise UndeliverableError("recipient has no webhook_url")
-        webhook_origin(url)  # a URL that can never be called fails here, in plain words
-        try:
-            target = ssrf.vet(url, allow_private=self._allow_private, resolver=self._resolver)
-        except ValueError as error:  # anything else the URL parser or IDNA codec objects to
-            raise UndeliverableError("webhook URL is not valid") from error
+        target = ssrf.vet(
+            url, allow_private=self._allow_private, allowed_ports=self._allowed_ports, resolver=self._resolver
+        )
         timestamp = int(self._clock())
         body = webhook_payload(record, timestamp)
         headers = {
@@ -177,7 +192,8 @@ class WebhookProvider:
             "webhook-signature": signing.sign(self._secret, record.id, timestamp, body),
             "x-notification-id": record.id,
         }
-        status, retry_after = self._post(target, body, headers, deadline)
+        call = _Call(record.id, str(target.origin), target.path, body, headers, deadline)
+        status, retry_after = self._post(target, call)
         if 200 <= status < 300:
             return ProviderReceipt(provider=self.name, message_id=None)
         if 300 <= status < 400:
@@ -192,19 +208,11 @@ class WebhookProvider:
         """Close the idle connections."""
         self._pool.close()
 
-    def _post(
-        self, target: ssrf.Target, body: bytes, headers: dict[str, str], deadline: float
-    ) -> tuple[int, str | None]:
-        """On an idle connection to the origin if there is one; once more on a fresh one if that turns out
-        closed by the receiver (a webhook is idempotent by its webhook-id, and receivers drop duplicates)."""
-        call = _Call(
-            PoolKey(target.scheme, target.host, target.port, target.address),
-            _request_path(target.path),
-            body,
-            headers,
-            deadline,
-        )
-        idle = self._pool.take(call.key)
+    def _post(self, target: ssrf.Target, call: _Call) -> tuple[int, str | None]:
+        """On an idle connection to the origin and one of its vetted addresses if there is one; once more on a
+        fresh one if that turns out closed by the receiver (a webhook is idempotent by its webhook-id, and
+        receivers drop duplicates)."""
+        idle = self._idle_connection(target)
         if idle is not None:
             try:
                 return self._exchange(idle, call, reused=True)
@@ -213,25 +221,46 @@ class WebhookProvider:
         fresh = PinnedConnection(target, self._tls if target.scheme == "https" else None)
         return self._exchange(fresh, call, reused=False)
 
+    def _idle_connection(self, target: ssrf.Target) -> PinnedConnection | None:
+        """An idle connection pinned to one of the addresses vetted for this call, in their order: one pinned
+        to an address the host no longer resolves to is never used."""
+        for address in target.addresses:
+            idle = self._pool.take(PoolKey(target.scheme, target.host, target.port, address))
+            if idle is not None:
+                return idle
+        return None
+
     def _exchange(self, connection: PinnedConnection, call: _Call, *, reused: bool) -> tuple[int, str | None]:
-        """One request and its answer; the connection goes back to the pool only if it can carry another."""
+        """One request and its answer; the connection goes back to the pool, under the address it connected
+        to, only if it can carry another."""
         connection.deadline.start(call.deadline)
         response: http.client.HTTPResponse | None = None
         keep = False
         try:
-            connection.request("POST", call.path, body=call.body, headers=call.headers)
+            connection.request("POST", _request_path(call.path), body=call.body, headers=call.headers)
             response = connection.getresponse()
             response.read(MAX_ANSWER_BYTES)
             # Read to its end (not longer than the cap), framed, and the receiver keeps the connection open.
             keep = response.status >= 200 and response.isclosed() and not response.will_close
             return response.status, response.getheader("retry-after")
-        except (OSError, http.client.HTTPException) as error:  # TimeoutError is an OSError
+        except (OSError, http.client.HTTPException) as error:  # TimeoutError and ssl.SSLError are OSErrors
             if reused and connection.deadline.received == 0 and isinstance(error, CLOSED_WHILE_IDLE):
                 raise _ClosedWhileIdle from error
-            raise DeliveryError(f"webhook unreachable ({type(error).__name__})") from error
+            logger.warning(
+                "webhook call failed",
+                extra={
+                    "notification_id": call.notification_id,
+                    "origin": call.origin,
+                    "address": connection.address,
+                    "reused": reused,
+                    "error_type": type(error).__name__,
+                },
+            )
+            raise DeliveryError(COULD_NOT_CONNECT) from error
         finally:
-            if keep:
-                self._pool.put(call.key, connection)
+            key = connection.pool_key
+            if keep and key is not None:
+                self._pool.put(key, connection)
             else:
                 if response is not None:
                     response.close()

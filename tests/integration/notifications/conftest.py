@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from local.lambda_.context import LambdaContext
 from local.lambda_.handlers import load_functions, merged_environment
 from local.lambda_.pollers import sqs_record
 from local.receiver import WebhookReceiver
+from notifications import signing
 from notifications.settings import load_settings
 from sender.app import build_sender
 from sender.app import handle as handle_batch
@@ -62,6 +64,7 @@ class Herald:
     session: boto3.Session
     sender_calls: AwsCallRecorder  # every AWS request the sender's code made
     api_calls: AwsCallRecorder  # every AWS request the API's code made (through `api`)
+    webhook_secret: str  # the whsec_ secret generated into the stack's secret, as a deployment would
 
     def queue_url(self, logical_id: str) -> str:
         return self.stack.physical_ids[logical_id]
@@ -134,7 +137,9 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             dynamodb=sender_session.client("dynamodb"),
             ses=sender_session.client("sesv2"),
             sqs=sender_session.client("sqs"),
+            secretsmanager=sender_session.client("secretsmanager"),
         )
+        stored = session.client("secretsmanager").get_secret_value(SecretId=env["WEBHOOK_SIGNING_SECRET_NAME"])
         herald = Herald(
             stack=stack,
             env=env,
@@ -145,6 +150,7 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             session=session,
             sender_calls=sender_calls,
             api_calls=api_calls,
+            webhook_secret=signing.secret_of(json.loads(stored["SecretString"])),
         )
         try:
             yield herald
@@ -155,5 +161,5 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
 
 @pytest.fixture
 def receiver(herald: Herald) -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=herald.env["WEBHOOK_SIGNING_SECRET"]) as running:
+    with WebhookReceiver(secret=herald.webhook_secret) as running:
         yield running

@@ -149,7 +149,9 @@ def test_a_batch_of_100_without_keys_costs_4_batch_writes_and_10_batch_sends(her
     assert waiting(herald, "BatchQueue") == 100
 
 
-def test_a_keyed_batch_of_100_is_one_transaction_and_its_replay_one_cancelled_transaction(herald: Herald) -> None:
+def test_a_keyed_batch_of_100_is_one_transaction_and_its_replay_one_cancelled_transaction_and_10_batch_sends(
+    herald: Herald,
+) -> None:
     # Given
     batch = keyed(100, "order")
     first = herald.api(post_batch(batch))
@@ -157,15 +159,19 @@ def test_a_keyed_batch_of_100_is_one_transaction_and_its_replay_one_cancelled_tr
     # When
     replay = herald.api(post_batch(batch))
 
-    # Then: the replay read the stored records from the cancellation reasons, and queued nothing
+    # Then: the replay read the stored records from the cancellation reasons and wrote none; as none was
+    # attempted yet, it sent their 100 messages again, in 10 batch sends
     assert first["statusCode"] == replay["statusCode"] == 202
-    assert [r["id"] for r in body_of(replay)["results"]] == [r["id"] for r in body_of(first)["results"]]
+    ids = [r["id"] for r in body_of(first)["results"]]
+    assert [r["id"] for r in body_of(replay)["results"]] == ids
     assert all(r["replayed"] for r in body_of(replay)["results"])
     assert len(herald.api_calls.made("dynamodb:TransactWriteItems")) == 2
     assert herald.api_calls.made("dynamodb:BatchGetItem") == []
-    assert len(herald.api_calls.made("sqs:SendMessageBatch")) == 10
+    sends = herald.api_calls.made("sqs:SendMessageBatch")
+    assert len(sends) == 20
+    assert [json.loads(entry["MessageBody"])["id"] for send in sends[10:] for entry in send["Entries"]] == ids
     assert stored(herald) == 100
-    assert waiting(herald, "BatchQueue") == 100
+    assert waiting(herald, "BatchQueue") == 200
 
 
 def test_existing_keys_are_decided_from_the_cancellation_and_the_rest_written_in_a_second_transaction(
@@ -192,7 +198,15 @@ def test_existing_keys_are_decided_from_the_cancellation_and_the_rest_written_in
     assert len(herald.api_calls.made("dynamodb:TransactWriteItems")) == 3  # set-up, cancelled, retried
     assert [len(p["TransactItems"]) for p in herald.api_calls.made("dynamodb:TransactWriteItems")[1:]] == [4, 2]
     assert stored(herald) == 4
-    assert waiting(herald, "BatchQueue") == 4
+    # the replayed record, never attempted, has its message sent again, in the new ones' batch send
+    sends = herald.api_calls.made("sqs:SendMessageBatch")
+    assert len(sends) == 2  # set-up, this request
+    assert [json.loads(entry["MessageBody"])["id"] for entry in sends[1]["Entries"]] == [
+        id_for_key(KEY_ID, "new-1"),
+        id_for_key(KEY_ID, "same"),
+        id_for_key(KEY_ID, "new-2"),
+    ]
+    assert waiting(herald, "BatchQueue") == 5
 
 
 def test_without_the_stored_items_in_the_cancellation_the_existing_records_are_read_in_one_batch_get(

@@ -238,7 +238,9 @@ def test_good_messages_become_queued_notifications_of_the_inbound_client(inbound
 
 
 # ---------------------------------------------------------------------- duplicates
-def test_redelivered_messages_and_a_resent_key_make_each_notification_once(inbound: Inbound) -> None:
+def test_redelivered_messages_and_a_resent_key_make_each_notification_once_and_resend_each_message_once(
+    inbound: Inbound,
+) -> None:
     # Given a keyless message and an envelope, handled once but not deleted (the invocation timed out after
     # its work), and a producer that sent one keyed notification twice
     keyless = inbound.send(EMAIL)
@@ -251,18 +253,20 @@ def test_redelivered_messages_and_a_resent_key_make_each_notification_once(inbou
     # When SQS hands the same messages out again
     handled, failed = inbound.process()
 
-    # Then the second time everything replays: nothing queued again, no new record
+    # Then the second time everything replays: no new record, and as none was attempted yet, each
+    # notification's message is sent again, once (order-4's two messages came in one invocation)
     assert (failed_once, failed) == (set(), set())
     assert sorted(handled) == sorted([keyless, envelope, first, second])
-    assert sorted(notification_id for notification_id, _ in queued_once) == sorted(
+    expected = sorted(
         [
-            inbound.id_of(keyless),
-            inbound.id_of(f"{envelope}:0"),
-            inbound.id_of("order-3"),
-            inbound.id_of("order-4"),
+            (inbound.id_of(keyless), "normal"),
+            (inbound.id_of(f"{envelope}:0"), "normal"),
+            (inbound.id_of("order-3"), "normal"),
+            (inbound.id_of("order-4"), "normal"),
         ]
     )
-    assert inbound.arrived("StandardQueue") + inbound.arrived("BatchQueue") == []
+    assert sorted(queued_once) == expected
+    assert sorted(inbound.arrived("StandardQueue") + inbound.arrived("BatchQueue")) == expected
     assert inbound.record_count() == 4
     assert inbound.record(second) is None  # the producer's key, not the second message id, named it
     # first pass: 4 new + order-4's second message replayed; second pass: all 5 notifications replayed
@@ -341,7 +345,8 @@ def test_an_envelope_with_some_bad_notifications_dead_letters_only_those_with_th
         "source_message_id": message_id,
     }
 
-    # And when an operator sends the dead-lettered envelope again once fixed, twice, nothing is duplicated
+    # And when an operator sends the dead-lettered envelope again once fixed, twice, no notification is
+    # duplicated: the second replays the first's, never attempted, and sends their messages again
     fixed = json.loads(letter.body)
     fixed["notifications"][0]["recipient"] = {"email": "ada@example.com"}
     fixed["notifications"][1] = keyed({**SMS, "body": "Hello"}, "push-1")  # the channel a provider serves
@@ -349,7 +354,7 @@ def test_an_envelope_with_some_bad_notifications_dead_letters_only_those_with_th
     inbound.send(fixed)
     inbound.process()
     assert sorted(inbound.arrived("BatchQueue")) == sorted(
-        [(inbound.id_of(f"{message_id}:1"), "normal"), (inbound.id_of("push-1"), "normal")]
+        [(inbound.id_of(f"{message_id}:1"), "normal"), (inbound.id_of("push-1"), "normal")] * 2
     )
     assert inbound.record_count() == 4
     assert inbound.dead_letters() == []
@@ -439,10 +444,11 @@ def test_an_unreachable_dead_letter_queue_keeps_rejected_messages_for_a_retry(in
     assert failed == {poison, envelope}
     assert inbound.arrived("BatchQueue") == [(inbound.id_of(f"{envelope}:0"), "normal")]
 
-    # And when the dead-letter queue is back: the good notification replays, the bad ones are dead-lettered
+    # And when the dead-letter queue is back: the good notification replays (never attempted: its message is
+    # sent again), the bad ones are dead-lettered
     _, failed = inbound.process()
     assert failed == set()
-    assert inbound.arrived("BatchQueue") == []
+    assert inbound.arrived("BatchQueue") == [(inbound.id_of(f"{envelope}:0"), "normal")]
     letters = {letter.attributes["source_message_id"]: letter.body for letter in inbound.dead_letters()}
     assert letters == {
         poison: json.dumps(PUSH),
@@ -470,8 +476,9 @@ def test_a_message_whose_outage_outlasts_its_receives_is_moved_to_the_dead_lette
 
 # ---------------------------------------------------------------------- IAM
 def test_every_call_the_ingest_function_makes_is_allowed_by_its_policy(inbound: Inbound) -> None:
-    # Given messages over every path: accepted one by one and in an envelope (priority and batch queues),
-    # replayed, dead-lettered, and taken back when the queues are unreachable
+    # Given messages over every path: accepted together and in an envelope (priority and batch queues),
+    # replayed (their messages sent again), dead-lettered, taken back when the queues are unreachable, and
+    # one alone in its invocation (accepted one by one: a put, refused for a replay, and a single send)
     inbound.send(keyed(EMAIL, "order-11"))
     inbound.send(keyed({**EMAIL, "priority": "high"}, "order-12"))
     inbound.send({"notifications": [EMAIL, {**EMAIL, "priority": "critical"}, BAD_EMAIL]})
@@ -481,6 +488,8 @@ def test_every_call_the_ingest_function_makes_is_allowed_by_its_policy(inbound: 
     inbound.send(keyed(EMAIL, "order-13"))
     inbound.send({"notifications": [keyed(EMAIL, "order-14")]})
     inbound.process(build_dependencies(inbound.settings, dynamodb=inbound.dynamodb, sqs=inbound.unreachable("sqs")))
+    inbound.process()
+    inbound.send(keyed(EMAIL, "order-11"))
     inbound.process()
 
     # Then the function wrote, replayed and took back records, and sent to the notification queues and the

@@ -132,8 +132,9 @@ def test_a_refused_connection_is_transient(provider: WebhookProvider) -> None:
     with pytest.raises(DeliveryError) as failure:
         provider.send(record(f"http://127.0.0.1:{free_port()}/hook"), timeout=5.0)
 
-    # Then
-    assert failure.value.message == "webhook unreachable (ConnectionRefusedError)"
+    # Then: coarse for the client (no exception class, no address); the cause stays for the log
+    assert failure.value.message == "could not connect to the webhook endpoint"
+    assert isinstance(failure.value.__cause__, ConnectionRefusedError)
     assert failure.value.status_code is None
     assert delivery_classifier(failure.value) is ErrorClass.TRANSIENT
 
@@ -153,7 +154,8 @@ def test_a_target_that_never_answers_times_out_as_transient() -> None:
         silent.close()
 
     # Then
-    assert failure.value.message == "webhook unreachable (TimeoutError)"
+    assert failure.value.message == "could not connect to the webhook endpoint"
+    assert isinstance(failure.value.__cause__, TimeoutError)
     assert delivery_classifier(failure.value) is ErrorClass.TRANSIENT
 
 
@@ -161,11 +163,12 @@ def test_without_the_local_switch_a_loopback_target_is_refused_before_any_connec
     # Given
     url = answering(200)
 
-    # When / Then
-    with pytest.raises(TargetRefused, match="private") as failure:
+    # When / Then: refused in the same words whatever range it is in
+    with pytest.raises(TargetRefused) as failure:
         WebhookProvider(SECRET, allow_private_targets=False).send(
             record(url.replace("http://", "https://")), timeout=5.0
         )
+    assert failure.value.message == "webhook target refused"
     assert delivery_classifier(failure.value) is ErrorClass.PERMANENT
 
 

@@ -142,7 +142,8 @@ def test_the_certificate_is_checked_for_the_urls_host_not_the_pinned_address(
             provider.send(record(url), timeout=5.0)
 
         # Then
-        assert failure.value.message == "webhook unreachable (SSLCertVerificationError)"
+        assert failure.value.message == "could not connect to the webhook endpoint"
+        assert isinstance(failure.value.__cause__, ssl.SSLCertVerificationError)
         assert receiver.received == []
 
 
@@ -167,5 +168,6 @@ def test_a_receiver_dripping_over_tls_cannot_hold_send_past_its_deadline(
 
     # Then
     assert elapsed < 1.5
-    assert failure.value.message == "webhook unreachable (TimeoutError)"
+    assert failure.value.message == "could not connect to the webhook endpoint"
+    assert isinstance(failure.value.__cause__, TimeoutError)
     assert delivery_classifier(failure.value) is ErrorClass.TRANSIENT

@@ -7,13 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from notifications.clock import iso
+from notifications.ids import id_for_key
+from notifications.models import Channel, NotificationRequest, Priority, Recipient
 from tests.support import events
+from tests.support.clock import START
+from tests.support.records import make_record
 
 if TYPE_CHECKING:
     from tests.unit.notifications.conftest import FakeHerald as Herald
 
 EMAIL = {"channel": "email", "recipient": {"email": "ada@example.com"}, "subject": "Code", "body": "Your code is 1"}
 WEBHOOK = {"channel": "webhook", "recipient": {"webhook_url": "https://hooks.example.com/x"}, "body": "Hello"}
+KEY_ID = "k7v2n4p8q1"  # the caller's API key id in the sample event: the scope of its idempotency keys
 
 
 def body_of(response: dict[str, Any]) -> Any:
@@ -58,18 +64,64 @@ def test_unknown_id_is_404_json(herald: Herald) -> None:
     assert body_of(response)["error"]["code"] == "not_found"
 
 
-def test_replaying_an_idempotency_key_returns_the_original_response_and_queues_once(herald: Herald) -> None:
-    # Given
+def test_replaying_a_key_never_attempted_returns_the_original_response_and_sends_its_message_again(
+    herald: Herald,
+) -> None:
+    # Given a keyed notification accepted, not yet taken by a sender
     first = herald.api(events.post_notification(EMAIL, headers={"Idempotency-Key": "order-42"}))
+    notification_id = body_of(first)["id"]
 
-    # When
+    # When the client sends it again
     second = herald.api(events.post_notification(EMAIL, headers={"Idempotency-Key": "order-42"}))
 
-    # Then
+    # Then the original answer, marked replayed, and still one record; as the record was never attempted (its
+    # first message may have been lost), its message is sent again, for a sender to drop as a duplicate
     assert first["statusCode"] == second["statusCode"] == 202
     assert body_of(first) == body_of(second)
     assert second["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
-    assert len(herald.receive_all("StandardQueue")) == 1
+    assert herald.store.count() == 1
+    assert herald.receive_all("StandardQueue") == [notification_id, notification_id]
+
+    # And once a sender has claimed it (one attempt), a replay sends nothing more
+    assert herald.store.claim(notification_id, "sender-1", 30.0).granted
+    third = herald.api(events.post_notification(EMAIL, headers={"Idempotency-Key": "order-42"}))
+    assert third["statusCode"] == 202
+    assert third["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert body_of(third)["id"] == notification_id
+    assert herald.store.count() == 1
+    assert herald.receive_all("StandardQueue") == [notification_id, notification_id]
+
+
+def test_a_message_lost_by_a_crash_between_the_put_and_the_send_is_sent_by_the_clients_retry(herald: Herald) -> None:
+    # Given a keyed record just created (queued, never attempted) whose message reached no queue: the function
+    # crashed between the put and the send, so its client saw no 202
+    request = NotificationRequest.model_validate({**EMAIL, "idempotency_key": "order-45"})
+    notification_id = id_for_key(KEY_ID, "order-45")
+    herald.store.put(
+        make_record(
+            id=notification_id,
+            channel=Channel.EMAIL,
+            recipient=Recipient(email="ada@example.com"),
+            subject="Code",
+            body="Your code is 1",
+            priority=Priority.NORMAL,
+            idempotency_key="order-45",
+            fingerprint=request.fingerprint(),
+            queue="standard",
+            created_at=iso(START - 1),  # the clock reads START: the retry comes one second later
+            updated_at=iso(START - 1),
+        )
+    )
+
+    # When the client retries
+    response = herald.api(events.post_notification(EMAIL, headers={"Idempotency-Key": "order-45"}))
+
+    # Then it is a replay of that record, and its message is on its queue at last
+    assert response["statusCode"] == 202
+    assert response["multiValueHeaders"]["Idempotent-Replayed"] == ["true"]
+    assert body_of(response)["id"] == notification_id
+    assert herald.enqueuer.sent == [("standard", notification_id, "normal")]
+    assert herald.store.count() == 1
 
 
 def test_the_same_key_with_a_different_body_is_a_409_conflict(herald: Herald) -> None:

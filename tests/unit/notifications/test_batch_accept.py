@@ -208,23 +208,27 @@ def test_exactly_100_notifications_are_accepted(herald: Herald) -> None:
     assert len(herald.receive_all("BatchQueue")) == 100
 
 
-def test_replaying_a_keyed_batch_returns_the_original_ids_marked_replayed_and_queues_nothing_more(
+def test_replaying_a_keyed_batch_returns_the_original_ids_marked_replayed_and_sends_their_messages_again(
     herald: Herald,
 ) -> None:
     # Given
     batch = [keyed(EMAIL, "order-1"), keyed(WEBHOOK, "order-2"), EMAIL]
     first = body_of(herald.api(post_batch(batch)))
+    ids = [result["id"] for result in first["results"]]
 
     # When
     second = herald.api(post_batch(batch))
 
-    # Then: the keyed ones are replays of the originals; the unkeyed one is a new notification
+    # Then: the keyed ones are replays of the originals, never attempted, so their messages are sent again (in
+    # the same batch send as the new one's); the unkeyed one is a new notification. No record is made twice.
     assert second["statusCode"] == 202
     again = body_of(second)["results"]
-    assert [result["id"] for result in again[:2]] == [result["id"] for result in first["results"][:2]]
+    assert [result["id"] for result in again[:2]] == ids[:2]
     assert [result.get("replayed") for result in again] == [True, True, None]
-    assert again[2]["id"] != first["results"][2]["id"]
-    assert len(herald.receive_all("BatchQueue")) == 4
+    assert again[2]["id"] not in ids
+    assert herald.receive_all("BatchQueue") == [*ids, ids[0], ids[1], again[2]["id"]]
+    assert herald.enqueuer.batches == 2
+    assert herald.store.count() == 4
 
 
 def test_a_key_reused_with_a_different_body_is_a_conflict_for_that_notification_only(herald: Herald) -> None:
@@ -249,11 +253,13 @@ def test_keys_are_shared_with_the_single_path(herald: Herald) -> None:
     # When
     response = herald.api(post_batch([keyed(EMAIL, "order-8")]))
 
-    # Then
+    # Then: a replay of the single notification, never attempted, so its message is sent again to the queue the
+    # record names (not the batch queue)
     result = body_of(response)["results"][0]
     assert (result["id"], result["replayed"]) == (body_of(single)["id"], True)
-    assert herald.receive_all("StandardQueue") == [result["id"]]
+    assert herald.receive_all("StandardQueue") == [result["id"], result["id"]]
     assert herald.receive_all("BatchQueue") == []
+    assert herald.store.count() == 1
 
 
 def test_one_key_twice_in_a_request_behaves_as_two_requests_one_after_the_other(herald: Herald) -> None:
@@ -274,8 +280,8 @@ def test_one_key_twice_in_a_request_behaves_as_two_requests_one_after_the_other(
     assert herald.store.count() == 1
 
 
-def test_a_replay_of_a_record_never_attempted_for_a_minute_queues_it_again(herald: Herald) -> None:
-    # Given: a keyed record stored two minutes ago whose message was lost (a crash between put and send)
+def test_a_batch_replaying_a_record_just_stored_and_never_attempted_sends_its_message_once(herald: Herald) -> None:
+    # Given: a keyed record stored a second ago whose message was lost (a crash between put and send)
     request = NotificationRequest.model_validate(keyed(EMAIL, "order-10"))
     herald.store.put(
         make_record(
@@ -288,17 +294,19 @@ def test_a_replay_of_a_record_never_attempted_for_a_minute_queues_it_again(heral
             idempotency_key="order-10",
             fingerprint=request.fingerprint(),
             queue="batch",
-            created_at=iso(START - 120),
+            created_at=iso(START - 1),
+            updated_at=iso(START - 1),
         )
     )
 
-    # When
+    # When: the batch holds the key twice
     response = herald.api(post_batch([keyed(EMAIL, "order-10"), keyed(EMAIL, "order-10")]))
 
-    # Then: both replays; the message is sent again once
+    # Then: both replays of the one record; its message is sent again once for the request, at no age
     assert response["statusCode"] == 202
     assert [result["replayed"] for result in body_of(response)["results"]] == [True, True]
     assert herald.receive_all("BatchQueue") == [id_for_key(KEY_ID, "order-10")]
+    assert herald.store.count() == 1
 
 
 def test_notifications_the_queue_refuses_are_taken_back_and_rejected_as_unavailable(herald: Herald) -> None:
@@ -316,11 +324,14 @@ def test_notifications_the_queue_refuses_are_taken_back_and_rejected_as_unavaila
     assert herald.receive_all("BatchQueue") == [results[0]["id"], results[1]["id"]]
     assert herald.store.count() == 2
 
-    # And when the refused key is sent again, it is new (nothing of it was kept), the accepted one a replay
+    # And when the refused key is sent again, it is new (nothing of it was kept), the accepted one a replay whose
+    # message, never attempted, is sent again
     herald.enqueuer.capacity = None
     retried = body_of(herald.api(post_batch([keyed(EMAIL, "order-11"), keyed(EMAIL, "order-12")])))["results"]
     assert [result.get("replayed") for result in retried] == [True, None]
-    assert herald.receive_all("BatchQueue") == [results[0]["id"], results[1]["id"], retried[1]["id"]]
+    assert retried[0]["id"] == results[0]["id"]
+    assert herald.receive_all("BatchQueue") == [results[0]["id"], results[1]["id"], results[0]["id"], retried[1]["id"]]
+    assert herald.store.count() == 3
 
 
 def test_queues_unreachable_is_503_with_retry_after_and_nothing_is_kept(herald: Herald) -> None:

@@ -218,7 +218,7 @@ def test_an_envelope_of_exactly_100_notifications_is_accepted(inbound: Inbound) 
     [(EMAIL, 1), (keyed(EMAIL, "order-3"), 1), ({"notifications": [EMAIL, keyed(WEBHOOK, "order-4"), EMAIL]}, 3)],
     ids=["keyless", "keyed", "envelope"],
 )
-def test_the_same_message_delivered_twice_makes_its_notifications_once(
+def test_the_same_message_delivered_twice_makes_its_notifications_once_and_sends_their_messages_again(
     inbound: Inbound, body: dict[str, Any], notifications: int
 ) -> None:
     # Given the message handled once
@@ -228,11 +228,19 @@ def test_the_same_message_delivered_twice_makes_its_notifications_once(
     # When SQS hands it out again (same message id)
     second = inbound.ingest(body)
 
-    # Then the second time replays every notification and queues nothing more
+    # Then the second time replays every notification, makes no record, and sends each message again (none
+    # was attempted yet: a first message may have been lost), for a sender to drop as a duplicate
     assert first == Ingested(accepted=notifications)
     assert second == Ingested(replayed=notifications)
-    assert inbound.enqueuer.sent == sent
     assert len(sent) == notifications
+    assert inbound.enqueuer.sent == sent + sent
+    assert inbound.store.count() == notifications
+
+    # And once a sender has claimed them, a third delivery replays them and sends nothing
+    for _, notification_id, _ in sent:
+        assert inbound.store.claim(notification_id, "sender-1", 30.0).granted
+    assert inbound.ingest(body) == Ingested(replayed=notifications)
+    assert inbound.enqueuer.sent == sent + sent
     assert inbound.store.count() == notifications
 
 
@@ -243,9 +251,9 @@ def test_one_idempotency_key_under_two_message_ids_is_one_notification(inbound: 
     # When
     second = inbound.ingest(keyed(EMAIL, "order-5"), message_id="m-2")
 
-    # Then
+    # Then one record; the replay, finding it never attempted, sends its message again
     assert (first, second) == (Ingested(accepted=1), Ingested(replayed=1))
-    assert inbound.enqueuer.sent == [("standard", id_of("order-5"), "normal")]
+    assert inbound.enqueuer.sent == [("standard", id_of("order-5"), "normal")] * 2
     assert inbound.store.count() == 1
 
 
@@ -257,9 +265,10 @@ def test_a_body_with_a_null_idempotency_key_is_keyed_by_its_message_id(inbound: 
     first = inbound.ingest(body)
     second = inbound.ingest(body)
 
-    # Then it is one notification, under the message id
+    # Then it is one notification, under the message id, its message sent again by the replay
     assert (first, second) == (Ingested(accepted=1), Ingested(replayed=1))
-    assert inbound.enqueuer.sent == [("standard", id_of(MESSAGE_ID), "normal")]
+    assert inbound.enqueuer.sent == [("standard", id_of(MESSAGE_ID), "normal")] * 2
+    assert inbound.store.count() == 1
 
 
 # ---------------------------------------------------------------------- poison messages
@@ -408,7 +417,7 @@ def test_a_dead_lettered_notification_with_a_null_key_carries_the_key_it_was_giv
     assert json.loads(rejected.body) == {"notifications": [keyed(BAD_EMAIL, f"{MESSAGE_ID}:1")]}
 
 
-def test_a_dead_lettered_envelope_sent_again_once_fixed_makes_no_duplicate(inbound: Inbound) -> None:
+def test_a_dead_lettered_envelope_sent_again_once_fixed_makes_no_duplicate_notification(inbound: Inbound) -> None:
     # Given an envelope whose second notification was dead-lettered
     inbound.ingest({"notifications": [EMAIL, BAD_EMAIL]})
     [rejected] = inbound.rejects.rejected
@@ -419,9 +428,11 @@ def test_a_dead_lettered_envelope_sent_again_once_fixed_makes_no_duplicate(inbou
     again = inbound.ingest(fixed, message_id="m-redrive-1")
     twice = inbound.ingest(fixed, message_id="m-redrive-2")
 
-    # Then it is accepted once, under the key it was given in the first message
+    # Then it is accepted once, under the key it was given in the first message; the replay, finding it never
+    # attempted, sends its message again
     assert (again, twice) == (Ingested(accepted=1), Ingested(replayed=1))
-    assert inbound.enqueuer.on("batch") == [id_of(f"{MESSAGE_ID}:0"), id_of(f"{MESSAGE_ID}:1")]
+    fixed_id = id_of(f"{MESSAGE_ID}:1")
+    assert inbound.enqueuer.on("batch") == [id_of(f"{MESSAGE_ID}:0"), fixed_id, fixed_id]
     assert inbound.store.count() == 2
 
 
@@ -445,18 +456,21 @@ def test_an_unreachable_table_or_queue_keeps_the_message_and_it_is_accepted_once
     assert isinstance(raised.value, StoreUnavailable if down == "store" else QueueUnavailable)
     assert inbound.nothing_kept()
 
-    # And when the dependency is back, the same message is accepted exactly once
+    # And when the dependency is back, the same message is accepted exactly once (a delivery after that
+    # replays it, sending the messages of the notifications never attempted again)
     inbound.store.unavailable = inbound.enqueuer.unavailable = False
     notifications = len(body.get("notifications", [body]))
     assert inbound.ingest(body) == Ingested(accepted=notifications)
+    accepted = [notification_id for _, notification_id, _ in inbound.enqueuer.sent]
     assert inbound.ingest(body) == Ingested(replayed=notifications)
     queued = [notification_id for _, notification_id, _ in inbound.enqueuer.sent]
-    assert len(queued) == len(set(queued)) == inbound.store.count() == notifications
+    assert len(accepted) == len(set(accepted)) == inbound.store.count() == notifications
+    assert queued == accepted + accepted
     assert inbound.rejects.rejected == []
 
 
 @pytest.mark.parametrize("limit", ["store", "queues"])
-def test_an_envelope_partly_accepted_before_an_outage_is_retried_whole_and_queues_each_notification_once(
+def test_an_envelope_partly_accepted_before_an_outage_is_retried_whole_and_makes_each_notification_once(
     inbound: Inbound, limit: str
 ) -> None:
     # Given DynamoDB or SQS that takes one notification of the envelope, then fails, and an invalid one beside
@@ -475,12 +489,13 @@ def test_an_envelope_partly_accepted_before_an_outage_is_retried_whole_and_queue
     assert len(first) == inbound.store.count() == 1
     assert inbound.rejects.rejected == []
 
-    # And when SQS hands it out again with the dependency back, what was accepted replays, the rest is new
+    # And when SQS hands it out again with the dependency back, what was accepted replays (never attempted:
+    # its message is sent again, with the new ones), the rest is new
     inbound.store.batch_capacity = inbound.enqueuer.capacity = None
     assert inbound.ingest(envelope) == Ingested(accepted=2, replayed=1, rejected=1)
     queued = [notification_id for _, notification_id, _ in inbound.enqueuer.sent]
-    assert sorted(queued) == sorted([id_of("o-1"), id_of(f"{MESSAGE_ID}:1"), id_of("o-2")])
-    assert queued[0] == first[0]
+    assert first == [id_of("o-1")]
+    assert queued == [id_of("o-1"), id_of("o-1"), id_of(f"{MESSAGE_ID}:1"), id_of("o-2")]
     assert inbound.store.count() == 3
     assert [rejected.fields for rejected in inbound.rejects.rejected] == [("notifications[3].recipient.email",)]
 
@@ -500,7 +515,7 @@ def test_a_poison_message_is_kept_for_a_retry_while_the_dead_letter_queue_is_unr
     assert [rejected.body for rejected in inbound.rejects.rejected] == ["{not json"]
 
 
-def test_an_envelope_whose_bad_notifications_cannot_be_dead_lettered_is_retried_without_duplicates(
+def test_an_envelope_whose_bad_notifications_cannot_be_dead_lettered_is_retried_without_a_duplicate_notification(
     inbound: Inbound,
 ) -> None:
     # Given the inbound dead-letter queue unreachable, and an envelope with a good and a bad notification
@@ -514,10 +529,12 @@ def test_an_envelope_whose_bad_notifications_cannot_be_dead_lettered_is_retried_
     # Then the good one is accepted already, the message kept for a retry
     assert inbound.enqueuer.on("batch") == [id_of(f"{MESSAGE_ID}:0")]
 
-    # And when SQS hands it out again with the queue back: the good one replays, the bad one is dead-lettered
+    # And when SQS hands it out again with the queue back: the good one replays (never attempted: its message
+    # is sent again), the bad one is dead-lettered
     inbound.rejects.unavailable = False
     assert inbound.ingest(envelope) == Ingested(replayed=1, rejected=1)
-    assert inbound.enqueuer.on("batch") == [id_of(f"{MESSAGE_ID}:0")]
+    assert inbound.enqueuer.on("batch") == [id_of(f"{MESSAGE_ID}:0")] * 2
+    assert inbound.store.count() == 1
     [rejected] = inbound.rejects.rejected
     assert json.loads(rejected.body) == {"notifications": [keyed(BAD_EMAIL, f"{MESSAGE_ID}:1")]}
 

@@ -51,3 +51,16 @@ def test_malformed_secrets_are_refused(secret: str) -> None:
     # When / Then
     with pytest.raises(signing.InvalidSecret):
         signing.decode_secret(secret)
+
+
+def test_the_stored_secret_becomes_a_whsec_secret_of_at_least_24_bytes() -> None:
+    # Given: what the template's generated secret holds (48 base64 characters), and a too-short key
+    stored = {"key": "A" * 48}
+
+    # When / Then
+    assert signing.secret_of(stored) == "whsec_" + "A" * 48
+    assert len(signing.decode_secret(signing.secret_of(stored))) == 36
+    with pytest.raises(signing.InvalidSecret, match="at least 24 bytes"):
+        signing.secret_of({"key": base64.b64encode(b"x" * 23).decode()})
+    with pytest.raises(signing.InvalidSecret, match="JSON object"):
+        signing.secret_of({"value": "A" * 48})
