@@ -96,6 +96,10 @@ def name_emulated_resources(stack: Stack) -> None:
         elif resource_type == "AWS::IAM::Role":
             stack.physical_ids[logical_id] = f"{stack.stack_name}-{logical_id}"
             stack.arns[logical_id] = f"arn:aws:iam::{stack.account_id}:role/{stack.stack_name}-{logical_id}"
+        elif resource_type == "AWS::Logs::LogGroup":  # not emulated: logs go to the console; named for ARNs
+            name = f"/aws/herald-local/{stack.stack_name}-{logical_id}"
+            stack.physical_ids[logical_id] = name
+            stack.arns[logical_id] = f"arn:aws:logs:{stack.region}:{stack.account_id}:log-group:{name}:*"
         elif resource_type not in {QUEUE_TYPE, TABLE_TYPE, SECRET_TYPE}:
             stack.physical_ids.setdefault(logical_id, local_id(stack, logical_id))
 

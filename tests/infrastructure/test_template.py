@@ -5,6 +5,7 @@ cfn-lint itself runs once per `make test`, in `make lint` (and `make infrastruct
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -16,7 +17,14 @@ SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
 ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue", "InboundQueue"]
 # Health is public; provider callbacks cannot carry an API key: their signature authenticates them.
 KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready", "/provider-events/{provider}"}
-# Actions with no resource to name: SNS Publish to a phone number.
+# Every policy statement whose resource holds a wildcard, and why it cannot name its resources exactly.
+WILDCARD_STATEMENTS = {
+    "SmsAndPush": "SNS Publish to a phone number has no resource ARN; push endpoints are created at run time",
+    "ProviderSecrets": "provider secrets are named by the operator at deploy time; only names under herald/",
+    "PushEndpoints": "the platform application is a parameter that may be empty; only this account's apps",
+    "DisabledPushEndpoints": "endpoints are created per device token at run time; only this account's",
+    "Email": "the sending identity may be the address or its domain; the ses:FromAddress condition pins it",
+}
 RESOURCELESS_ACTIONS = {"sns:Publish"}
 
 
@@ -190,11 +198,14 @@ def test_policies_are_least_privilege(function: str) -> None:
     # When
     statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]
 
-    # Then: no wildcard actions, and Resource "*" only for actions that have no per-message resource
+    # Then: no wildcard actions; Resource "*" only for actions that have no resource; any other wildcard
+    # only in a statement allow-listed with its reason
     for statement in statements:
         assert all("*" not in action for action in statement["Action"])
         if statement["Resource"] == "*":
             assert set(statement["Action"]) <= RESOURCELESS_ACTIONS
+        if "*" in json.dumps(statement["Resource"]):
+            assert statement.get("Sid") in WILDCARD_STATEMENTS, f"{function}: a wildcard no reason allows"
 
 
 def test_outputs_name_the_api_url_queues_and_tables() -> None:
@@ -255,3 +266,17 @@ def test_the_webhook_signing_secret_is_generated_at_deploy_and_never_in_an_envir
     assert (secret["GenerateStringKey"], secret["PasswordLength"], secret["ExcludePunctuation"]) == ("key", 48, True)
     assert sender_environment["WEBHOOK_SIGNING_SECRET_NAME"] == {"Ref": "WebhookSigningSecret"}
     assert not any("WEBHOOK_SIGNING_SECRET" in variables for variables in every_environment)
+
+
+def test_api_access_logs_say_who_what_and_how_without_bodies_for_the_configured_days() -> None:
+    # Given
+    setting = props("HeraldApi")["AccessLogSetting"]
+    fields = json.loads(setting["Format"])
+
+    # Then: one JSON line per request, kept as long as the functions' logs, with no body or address
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert {"requestId", "apiKeyId", "route", "status", "latencyMs"} <= set(fields)
+    assert not any(
+        "body" in value.lower() or "sourceIp" in value or "header" in value.lower() for value in fields.values()
+    )
+    assert props("ApiAccessLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
