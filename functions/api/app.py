@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
     from notifications.accept import BatchOutcome
+    from notifications.models import NotificationRecord
     from notifications.ports import StatusStore
 
 app = APIGatewayRestResolver()
@@ -128,7 +129,7 @@ def find_notification() -> Response[str]:
             details=[{"field": "idempotency_key", "message": "required: 1 to 255 printable ASCII characters"}],
         ) from None
     assert key is not None  # validated
-    record = _deps().store.get(id_for_key(_caller_scope(), key))
+    record = _owned(_deps().store.get(id_for_key(_caller_scope(), key)))
     if record is None:
         raise NotificationNotFound("no notification was made with this idempotency key")
     return json_response(200, NotificationView.of(record).model_dump(mode="json"))
@@ -136,10 +137,16 @@ def find_notification() -> Response[str]:
 
 @app.get("/notifications/<notification_id>")
 def get_notification(notification_id: str) -> Response[str]:
-    record = _deps().store.get(notification_id) if len(notification_id) <= 128 else None
+    record = _owned(_deps().store.get(notification_id)) if len(notification_id) <= 128 else None
     if record is None:
         raise NotificationNotFound("no notification with this id")
     return json_response(200, NotificationView.of(record).model_dump(mode="json"))
+
+
+def _owned(record: NotificationRecord | None) -> NotificationRecord | None:
+    """The record if the caller's client created it; another client's is as good as missing (404, never 403,
+    so ids cannot be probed)."""
+    return record if record is not None and record.client == _caller_scope() else None
 
 
 # ---------------------------------------------------------------------- health

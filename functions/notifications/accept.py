@@ -208,6 +208,7 @@ class NotificationAcceptor:
             priority=request.priority,
             metadata=request.metadata,
             idempotency_key=key,
+            client=scope,
             fingerprint=request.fingerprint(),
             queue=queue_name,
             created_at=iso(now),

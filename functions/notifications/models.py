@@ -272,6 +272,9 @@ class NotificationRecord(BaseModel):
     priority: Priority
     metadata: dict[str, str] = Field(default_factory=dict)
     idempotency_key: str | None = None
+    # The client that created it (its API key id): only that client can read it. None: made before
+    # records had owners, and readable by no client.
+    client: str | None = None
     fingerprint: str
     queue: str
     attempts: int = 0
@@ -338,5 +341,5 @@ class NotificationView(BaseModel):
     history: list[HistoryEntry]
 
     @classmethod
-    def of(cls, record: NotificationRecord) -> NotificationView:
+    def of(cls, record: NotificationRecord) -> NotificationView:  # the owner (`client`) is not shown
         return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
