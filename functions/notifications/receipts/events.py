@@ -21,6 +21,7 @@ The API queues SendGrid and Twilio reports as `SendGridReceipts` / `TwilioReceip
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -386,13 +387,20 @@ def _validated(model: type[ModelT], payload: Any, what: str) -> ModelT:
 
 def _json(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise MalformedReceipt(f"{what} is not valid JSON") from None
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 reads as infinity: no report carries such a number
+        raise ValueError("a number beyond a 64-bit float")
+    return number
 
 
 def _epoch_or_none(timestamp: str | None) -> float | None:

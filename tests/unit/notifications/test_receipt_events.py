@@ -320,3 +320,13 @@ def test_a_malformed_message_is_described_without_quoting_its_content() -> None:
 
     # Then the message counts the problems but does not repeat the address
     assert "ada@example.com" not in refused.value.message
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+def test_a_report_with_a_number_beyond_a_float_is_malformed_not_a_crash(number: str) -> None:
+    # Given: a body whose timestamp is no finite number
+    body = f'[{{"event": "delivered", "timestamp": {number}, "notification_id": "n-1", "sg_event_id": "e"}}]'
+
+    # When / Then: refused as malformed (400), never carried on as infinity
+    with pytest.raises(MalformedReceipt):
+        parse_sendgrid_batch(body.encode())
