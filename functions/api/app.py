@@ -25,7 +25,6 @@ from notifications.errors import (
     UnsupportedMediaType,
 )
 from notifications.health import DependencyProbe, mode_of
-from notifications.ids import id_for_key
 from notifications.models import IdempotencyKey, NotificationRequest, NotificationView
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.receipts.intake import ReceiptIntake, build_receipt_intake
@@ -89,7 +88,7 @@ def build_dependencies(
         sqs=probe_sqs,
     )
     receipts = build_receipt_intake(settings, sqs=sqs, secretsmanager=secretsmanager)
-    acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs)
+    acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs, secretsmanager=secretsmanager)
     return Dependencies(settings, acceptor, store, probe, receipts)
 
 
@@ -129,7 +128,8 @@ def find_notification() -> Response[str]:
             details=[{"field": "idempotency_key", "message": "required: 1 to 255 printable ASCII characters"}],
         ) from None
     assert key is not None  # validated
-    record = _owned(_deps().store.get(id_for_key(_caller_scope(), key)))
+    deps = _deps()
+    record = _owned(deps.store.get(deps.acceptor.ids.for_key(_caller_scope(), key)))
     if record is None:
         raise NotificationNotFound("no notification was made with this idempotency key")
     return json_response(200, NotificationView.of(record).model_dump(mode="json"))

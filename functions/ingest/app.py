@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 _METRICS_LOCK = threading.Lock()
@@ -43,9 +44,13 @@ def default_dependencies() -> Dependencies:
 
 
 def build_dependencies(
-    settings: IngestSettings, *, dynamodb: DynamoDBClient | None = None, sqs: SQSClient | None = None
+    settings: IngestSettings,
+    *,
+    dynamodb: DynamoDBClient | None = None,
+    sqs: SQSClient | None = None,
+    secretsmanager: SecretsManagerClient | None = None,
 ) -> Dependencies:
-    acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs)
+    acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs, secretsmanager=secretsmanager)
     rejects = SqsRejectQueue(settings.inbound_dead_letter_queue_url, client=sqs)
     ingestor = Ingestor(acceptor, rejects, scope=settings.inbound_client_id, max_item_bytes=settings.max_request_bytes)
     return Dependencies(ingestor)

@@ -21,7 +21,7 @@ from notifications.errors import (
     StoreUnavailable,
     TargetRefused,
 )
-from notifications.ids import id_for_key, new_id
+from notifications.ids import new_id
 from notifications.models import (
     AcceptedView,
     Channel,
@@ -37,6 +37,7 @@ from notifications.ports import AlreadyExists, Creation, Outgoing
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from notifications.ids import KeyedIds
     from notifications.ports import Enqueuer, StatusStore
 
 
@@ -104,11 +105,25 @@ class _Claim:
 
 
 class NotificationAcceptor:
-    def __init__(self, store: StatusStore, enqueuer: Enqueuer, policy: AcceptPolicy, clock: Clock = system_clock):
+    def __init__(
+        self,
+        store: StatusStore,
+        enqueuer: Enqueuer,
+        policy: AcceptPolicy,
+        clock: Clock = system_clock,
+        *,
+        ids: KeyedIds,
+    ) -> None:
         self._store = store
         self._enqueuer = enqueuer
         self._policy = policy
         self._clock = clock
+        self._ids = ids
+
+    @property
+    def ids(self) -> KeyedIds:
+        """How keyed requests get their ids (the key lookup route derives the same id)."""
+        return self._ids
 
     def accept(self, request: NotificationRequest, *, scope: str, batch: bool = False) -> Accepted:
         """Accept one validated request: exactly one record and one message per new notification."""
@@ -197,7 +212,7 @@ class NotificationAcceptor:
         key = request.idempotency_key
         queue_name, _ = self._enqueuer.urls.for_priority(request.priority, batch=batch)
         return NotificationRecord(
-            id=id_for_key(scope, key) if key else new_id(),
+            id=self._ids.for_key(scope, key) if key else new_id(),
             status=Status.QUEUED,
             channel=request.channel,
             fallback_channels=request.fallback_channels,

@@ -7,14 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import BeforeValidator, ConfigDict, Field
 
 from notifications.accept import AcceptPolicy, NotificationAcceptor
+from notifications.ids import KeyedIds
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
+from notifications.providers.secrets import ProviderSecrets
 from notifications.queues import QueueUrls, SqsEnqueuer
 from notifications.settings import channel_set, webhook_ports
 from notifications.store import DynamoDBStatusStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -36,6 +39,8 @@ class AcceptSettings(ProviderSettings):
     retention_days: int = Field(default=30, alias="NOTIFICATION_RETENTION_DAYS", ge=1)
     # SQS takes 256 KiB messages and DynamoDB 400 KiB items; a request beyond this is refused with 413.
     max_request_bytes: int = Field(default=256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024, le=10 * 1024 * 1024)
+    # The secret whose key derives keyed notification ids (`notifications.ids.KeyedIds`): its name only.
+    idempotency_secret_name: str = Field(alias="IDEMPOTENCY_SECRET_NAME", min_length=1)
 
     @property
     def deliverable_channels(self) -> frozenset[Channel]:
@@ -44,9 +49,13 @@ class AcceptSettings(ProviderSettings):
 
 
 def build_acceptor(
-    settings: AcceptSettings, *, dynamodb: DynamoDBClient | None = None, sqs: SQSClient | None = None
+    settings: AcceptSettings,
+    *,
+    dynamodb: DynamoDBClient | None = None,
+    sqs: SQSClient | None = None,
+    secretsmanager: SecretsManagerClient | None = None,
 ) -> NotificationAcceptor:
-    """The acceptor over DynamoDB and SQS, with the policy the settings give."""
+    """The acceptor over DynamoDB and SQS, with the policy the settings give and the stack's idempotency key."""
     urls = QueueUrls(
         priority=settings.priority_queue_url, standard=settings.standard_queue_url, batch=settings.batch_queue_url
     )
@@ -57,4 +66,6 @@ def build_acceptor(
         allowed_webhook_ports=settings.webhook_allowed_ports,
     )
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
-    return NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy)
+    secrets = ProviderSecrets(settings.secrets_max_age_seconds, client=secretsmanager)
+    ids = KeyedIds.from_secret(secrets.json(settings.idempotency_secret_name)())
+    return NotificationAcceptor(store, SqsEnqueuer(urls, client=sqs), policy, ids=ids)

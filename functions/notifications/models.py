@@ -183,8 +183,9 @@ PhoneNumber = Annotated[str, AfterValidator(_e164)]
 WebhookUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_https_or_http_url)]
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, StringConstraints(max_length=256)]
+# Metadata goes back to clients in the status and to receivers in webhooks: one line of text, as a subject.
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64), BeforeValidator(_one_line_of_text)]
+MetadataValue = Annotated[str, StringConstraints(max_length=256), BeforeValidator(_one_line_of_text)]
 
 
 class Recipient(BaseModel):

@@ -268,6 +268,35 @@ def test_the_webhook_signing_secret_is_generated_at_deploy_and_never_in_an_envir
     assert not any("WEBHOOK_SIGNING_SECRET" in variables for variables in every_environment)
 
 
+def test_the_idempotency_key_is_generated_at_deploy_and_only_its_name_reaches_the_accepting_functions() -> None:
+    # Given
+    secret = props("IdempotencyKeySecret")["GenerateSecretString"]
+    environments = {
+        logical_id: resource["Properties"].get("Environment", {}).get("Variables", {})
+        for logical_id, resource in sam()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+    # Then: the key is random, 48 base64 characters (36 bytes, over the 24 required); the API and ingest get
+    # the secret's name, may read that secret, and no function's environment holds anything else of it
+    assert (secret["GenerateStringKey"], secret["PasswordLength"], secret["ExcludePunctuation"]) == ("key", 48, True)
+    for function in ("ApiFunction", "IngestFunction"):
+        assert environments[function]["IDEMPOTENCY_SECRET_NAME"] == {"Ref": "IdempotencyKeySecret"}
+        statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]
+        [reads] = [s for s in statements if s.get("Sid") == "IdempotencyKey"]
+        assert (reads["Action"], reads["Resource"]) == (
+            ["secretsmanager:GetSecretValue"],
+            {"Ref": "IdempotencyKeySecret"},
+        )
+    global_environment = sam()["Globals"]["Function"]["Environment"]["Variables"]
+    for variables in [global_environment, *environments.values()]:
+        assert all(
+            name == "IDEMPOTENCY_SECRET_NAME"
+            for name, value in variables.items()
+            if "IDEMPOTENCY" in name or "IdempotencyKeySecret" in json.dumps(value)
+        )
+
+
 def test_api_access_logs_say_who_what_and_how_without_bodies_for_the_configured_days() -> None:
     # Given
     setting = props("HeraldApi")["AccessLogSetting"]

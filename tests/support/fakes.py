@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from notifications import records
 from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
+from notifications.ids import KeyedIds
 from notifications.ports import AlreadyExists, Claim, Creation
 from notifications.providers import ProviderReceipt
 from notifications.queues import QueueUrls
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from notifications.ports import Outgoing
     from resilience.conditional import Condition, ItemUpdate, Value
     from tests.support.clock import FakeClock
+
+# The idempotency key unit tests derive keyed ids with (a deployment generates its own: IdempotencyKeySecret).
+TEST_IDS = KeyedIds(b"herald-test-idempotency-key-0123")
 
 
 class FakeStatusStore:

@@ -22,6 +22,7 @@ from local.lambda_.handlers import load_functions, merged_environment
 from local.lambda_.pollers import sqs_record
 from local.receiver import WebhookReceiver
 from notifications import signing
+from notifications.ids import KeyedIds
 from notifications.settings import load_settings
 from sender.app import build_sender
 from sender.app import handle as handle_batch
@@ -65,6 +66,7 @@ class Herald:
     sender_calls: AwsCallRecorder  # every AWS request the sender's code made
     api_calls: AwsCallRecorder  # every AWS request the API's code made (through `api`)
     webhook_secret: str  # the whsec_ secret generated into the stack's secret, as a deployment would
+    ids: KeyedIds  # keyed notification ids under the idempotency key generated into the stack's secret
 
     def queue_url(self, logical_id: str) -> str:
         return self.stack.physical_ids[logical_id]
@@ -127,9 +129,13 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             "sqs": api_session.client("sqs"),
             "probe_dynamodb": api_session.client("dynamodb"),
             "probe_sqs": api_session.client("sqs"),
+            "secretsmanager": api_session.client("secretsmanager"),
         }
         api_deps = build_dependencies(load_settings(ApiSettings, env), **api_clients)
         deployed_api_deps = build_dependencies(load_settings(ApiSettings, deployed), **api_clients)
+        # Building read the idempotency key: its GetSecretValue stays in `calls`, for the policy checks, but
+        # `requests` starts empty, so a test sees only the requests its own invocations make.
+        api_calls.requests.clear()
         sender_calls = AwsCallRecorder(stack)
         sender_session = sender_calls.attach(_session("sender"))
         sender = build_sender(
@@ -139,7 +145,9 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             sqs=sender_session.client("sqs"),
             secretsmanager=sender_session.client("secretsmanager"),
         )
-        stored = session.client("secretsmanager").get_secret_value(SecretId=env["WEBHOOK_SIGNING_SECRET_NAME"])
+        secrets = session.client("secretsmanager")
+        stored = secrets.get_secret_value(SecretId=env["WEBHOOK_SIGNING_SECRET_NAME"])
+        idempotency = secrets.get_secret_value(SecretId=env["IDEMPOTENCY_SECRET_NAME"])
         herald = Herald(
             stack=stack,
             env=env,
@@ -151,6 +159,7 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             sender_calls=sender_calls,
             api_calls=api_calls,
             webhook_secret=signing.secret_of(json.loads(stored["SecretString"])),
+            ids=KeyedIds.from_secret(json.loads(idempotency["SecretString"])),
         )
         try:
             yield herald

@@ -21,7 +21,6 @@ from botocore.exceptions import EndpointConnectionError
 from api.app import Dependencies, handle
 from api.settings import ApiSettings
 from notifications.accept import AcceptPolicy, NotificationAcceptor
-from notifications.ids import id_for_key
 from notifications.queues import QueueUrls, SqsEnqueuer
 from notifications.settings import load_settings
 from notifications.store import DynamoDBStatusStore
@@ -88,7 +87,7 @@ class Rig:
         settings = load_settings(ApiSettings, self.herald.env)
         urls = QueueUrls(settings.priority_queue_url, settings.standard_queue_url, settings.batch_queue_url)
         policy = AcceptPolicy(settings.enabled_channels, settings.webhook_allow_private_targets, 86_400)
-        acceptor = NotificationAcceptor(self.store, SqsEnqueuer(urls, client=self.sqs), policy)
+        acceptor = NotificationAcceptor(self.store, SqsEnqueuer(urls, client=self.sqs), policy, ids=self.herald.ids)
         deps = Dependencies(settings, acceptor, self.store, probe=None)  # type: ignore[arg-type]
         return handle(event, context("api", 10), deps)
 
@@ -193,7 +192,7 @@ def test_existing_keys_are_decided_from_the_cancellation_and_the_rest_written_in
     assert response["statusCode"] == 207
     results = body_of(response)["results"]
     assert [r.get("replayed") for r in results] == [None, True, None, None]
-    assert results[1]["id"] == id_for_key(KEY_ID, "same")
+    assert results[1]["id"] == herald.ids.for_key(KEY_ID, "same")
     assert results[2]["error"]["code"] == "idempotency_conflict"
     assert len(herald.api_calls.made("dynamodb:TransactWriteItems")) == 3  # set-up, cancelled, retried
     assert [len(p["TransactItems"]) for p in herald.api_calls.made("dynamodb:TransactWriteItems")[1:]] == [4, 2]
@@ -202,9 +201,9 @@ def test_existing_keys_are_decided_from_the_cancellation_and_the_rest_written_in
     sends = herald.api_calls.made("sqs:SendMessageBatch")
     assert len(sends) == 2  # set-up, this request
     assert [json.loads(entry["MessageBody"])["id"] for entry in sends[1]["Entries"]] == [
-        id_for_key(KEY_ID, "new-1"),
-        id_for_key(KEY_ID, "same"),
-        id_for_key(KEY_ID, "new-2"),
+        herald.ids.for_key(KEY_ID, "new-1"),
+        herald.ids.for_key(KEY_ID, "same"),
+        herald.ids.for_key(KEY_ID, "new-2"),
     ]
     assert waiting(herald, "BatchQueue") == 5
 
@@ -418,7 +417,7 @@ def test_entries_sqs_refuses_twice_lose_their_records_and_are_rejected_as_unavai
     results = body_of(response)["results"]
     assert [result.get("error", {}).get("code") for result in results[:3]] == ["service_unavailable"] * 2 + [None]
     assert stored(herald) == waiting(herald, "BatchQueue") == 8
-    assert given.store.get(id_for_key(KEY_ID, "sqs-0")) is None
+    assert given.store.get(herald.ids.for_key(KEY_ID, "sqs-0")) is None
     retried = body_of(given.api(post_batch(batch[:3])))["results"]
     assert [result.get("replayed") for result in retried] == [None, None, True]
 
@@ -448,7 +447,8 @@ def test_every_request_of_the_batch_path_is_allowed_by_the_api_policy(herald: He
     # When
     calls = herald.api_calls.calls | herald.api_calls.authorised_as("dynamodb", "BatchGetItem", fallback_read)
 
-    # Then: IAM sees the transaction's puts as PutItem and the batch sends as SendMessage
+    # Then: IAM sees the transaction's puts as PutItem and the batch sends as SendMessage (and, from building
+    # the API, the read of the idempotency key)
     assert {action for action, _ in herald.api_calls.requests} == {
         "dynamodb:BatchWriteItem",
         "dynamodb:TransactWriteItems",
@@ -459,5 +459,6 @@ def test_every_request_of_the_batch_path_is_allowed_by_the_api_policy(herald: He
         "dynamodb:PutItem",
         "dynamodb:BatchGetItem",
         "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",
     }
     assert denied_calls(herald.stack, "ApiFunction", calls) == []

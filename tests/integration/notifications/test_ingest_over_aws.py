@@ -23,7 +23,6 @@ from ingest.app import Dependencies, build_dependencies, handle
 from ingest.settings import IngestSettings
 from local.lambda_.pollers import sqs_record
 from notifications.accept_settings import build_acceptor
-from notifications.ids import id_for_key
 from notifications.ingest import Ingestor
 from notifications.models import Channel, Priority, Status
 from notifications.observability import metrics
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 
     import boto3
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
     from notifications.models import NotificationRecord
@@ -73,6 +73,7 @@ class Inbound:
     session: boto3.Session
     dynamodb: DynamoDBClient  # the function's clients
     sqs: SQSClient
+    secretsmanager: SecretsManagerClient
     deps: Dependencies
     dead_endpoint: str  # a loopback URL nothing answers on
     producer: SQSClient  # the test's own client: sends, looks inside; not recorded
@@ -127,10 +128,10 @@ class Inbound:
 
     def record(self, key: str) -> NotificationRecord | None:
         """The notification the inbound client made with this idempotency key."""
-        return self.store.get(id_for_key(self.settings.inbound_client_id, key))
+        return self.store.get(self.herald.ids.for_key(self.settings.inbound_client_id, key))
 
     def id_of(self, key: str) -> str:
-        return id_for_key(self.settings.inbound_client_id, key)
+        return self.herald.ids.for_key(self.settings.inbound_client_id, key)
 
     def record_count(self) -> int:
         table = self.settings.notifications_table
@@ -176,6 +177,7 @@ def inbound(herald: Herald, dead_endpoint: str) -> Iterator[Inbound]:
     calls = AwsCallRecorder(herald.stack)
     session = calls.attach(_session("ingest"))
     dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
+    secretsmanager = session.client("secretsmanager")
     metrics.clear_metrics()
     try:
         yield Inbound(
@@ -185,7 +187,8 @@ def inbound(herald: Herald, dead_endpoint: str) -> Iterator[Inbound]:
             session=session,
             dynamodb=dynamodb,
             sqs=sqs,
-            deps=build_dependencies(settings, dynamodb=dynamodb, sqs=sqs),
+            secretsmanager=secretsmanager,
+            deps=build_dependencies(settings, dynamodb=dynamodb, sqs=sqs, secretsmanager=secretsmanager),
             dead_endpoint=dead_endpoint,
             producer=herald.session.client("sqs"),
             store=DynamoDBStatusStore(settings.notifications_table, client=herald.session.client("dynamodb")),
@@ -366,7 +369,12 @@ def test_messages_that_meet_an_unreachable_table_are_retried_and_accepted_once_w
     inbound: Inbound,
 ) -> None:
     # Given the status table unreachable, and a keyless and an envelope message
-    down = build_dependencies(inbound.settings, dynamodb=inbound.unreachable("dynamodb"), sqs=inbound.sqs)
+    down = build_dependencies(
+        inbound.settings,
+        dynamodb=inbound.unreachable("dynamodb"),
+        sqs=inbound.sqs,
+        secretsmanager=inbound.secretsmanager,
+    )
     single = inbound.send(EMAIL)
     envelope = inbound.send({"notifications": [keyed(EMAIL, "order-7"), SMS]})
 
@@ -395,7 +403,12 @@ def test_messages_that_meet_unreachable_queues_leave_no_record_and_are_accepted_
 ) -> None:
     # Given SQS unreachable for the function (its queues and the inbound dead-letter queue), and a good
     # message, an envelope and a poison message
-    down = build_dependencies(inbound.settings, dynamodb=inbound.dynamodb, sqs=inbound.unreachable("sqs"))
+    down = build_dependencies(
+        inbound.settings,
+        dynamodb=inbound.dynamodb,
+        sqs=inbound.unreachable("sqs"),
+        secretsmanager=inbound.secretsmanager,
+    )
     single = inbound.send(keyed(EMAIL, "order-8"))
     envelope = inbound.send({"notifications": [EMAIL, keyed(SMS, "order-9")]})
     poison = inbound.send("{not json")
@@ -427,7 +440,9 @@ def test_an_unreachable_dead_letter_queue_keeps_rejected_messages_for_a_retry(in
     # Given the table and the notification queues up, only the inbound dead-letter queue unreachable, and a
     # poison message and an envelope with a good and a bad notification
     rejects = SqsRejectQueue(inbound.settings.inbound_dead_letter_queue_url, client=inbound.unreachable("sqs"))
-    acceptor = build_acceptor(inbound.settings, dynamodb=inbound.dynamodb, sqs=inbound.sqs)
+    acceptor = build_acceptor(
+        inbound.settings, dynamodb=inbound.dynamodb, sqs=inbound.sqs, secretsmanager=inbound.secretsmanager
+    )
     ingestor = Ingestor(
         acceptor,
         rejects,
@@ -460,7 +475,12 @@ def test_an_unreachable_dead_letter_queue_keeps_rejected_messages_for_a_retry(in
 
 def test_a_message_whose_outage_outlasts_its_receives_is_moved_to_the_dead_letter_queue(inbound: Inbound) -> None:
     # Given the status table unreachable for longer than the inbound queue's maxReceiveCount receives
-    down = build_dependencies(inbound.settings, dynamodb=inbound.unreachable("dynamodb"), sqs=inbound.sqs)
+    down = build_dependencies(
+        inbound.settings,
+        dynamodb=inbound.unreachable("dynamodb"),
+        sqs=inbound.sqs,
+        secretsmanager=inbound.secretsmanager,
+    )
     message_id = inbound.send(keyed(EMAIL, "order-10"))
     receives = int(inbound.herald.env["MAX_RECEIVE_COUNT"])
 
@@ -487,13 +507,20 @@ def test_every_call_the_ingest_function_makes_is_allowed_by_its_policy(inbound: 
     inbound.send(keyed(EMAIL, "order-11"))
     inbound.send(keyed(EMAIL, "order-13"))
     inbound.send({"notifications": [keyed(EMAIL, "order-14")]})
-    inbound.process(build_dependencies(inbound.settings, dynamodb=inbound.dynamodb, sqs=inbound.unreachable("sqs")))
+    inbound.process(
+        build_dependencies(
+            inbound.settings,
+            dynamodb=inbound.dynamodb,
+            sqs=inbound.unreachable("sqs"),
+            secretsmanager=inbound.secretsmanager,
+        )
+    )
     inbound.process()
     inbound.send(keyed(EMAIL, "order-11"))
     inbound.process()
 
-    # Then the function wrote, replayed and took back records, and sent to the notification queues and the
-    # inbound dead-letter queue, and IngestFunction's policy allows every one of those calls
+    # Then the function read the idempotency key, wrote, replayed and took back records, and sent to the
+    # notification queues and the inbound dead-letter queue, and IngestFunction's policy allows every one of those
     stack = inbound.herald.stack
     table = f"arn:aws:dynamodb:{stack.region}:{stack.account_id}:table/{inbound.settings.notifications_table}"
     queues = {stack.arns[name] for name in ("StandardQueue", "PriorityQueue", "BatchQueue", INBOUND_DLQ)}
@@ -501,6 +528,7 @@ def test_every_call_the_ingest_function_makes_is_allowed_by_its_policy(inbound: 
         AwsCall("dynamodb:PutItem", table),
         AwsCall("dynamodb:DeleteItem", table),
         *(AwsCall("sqs:SendMessage", queue) for queue in queues),
+        AwsCall("secretsmanager:GetSecretValue", stack.physical_ids["IdempotencyKeySecret"]),
     }
     assert {action for action, _ in inbound.calls.requests} >= {
         "dynamodb:PutItem",

@@ -13,7 +13,7 @@ from local.lambda_.context import LambdaContext
 from notifications.accept import AcceptPolicy, NotificationAcceptor
 from notifications.health import Check
 from tests.support.clock import FakeClock
-from tests.support.fakes import FakeEnqueuer, FakeStatusStore
+from tests.support.fakes import TEST_IDS, FakeEnqueuer, FakeStatusStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,6 +58,7 @@ def settings(*, allow_private: bool) -> ApiSettings:
             "DEAD_LETTER_QUEUE_URL": "fake://dead_letter",
             "ENABLED_CHANNELS": "email,webhook",
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": str(allow_private).lower(),
+            "IDEMPOTENCY_SECRET_NAME": "idempotency",
         }
     )
 
@@ -74,7 +75,7 @@ def herald() -> FakeHerald:
             allow_private_webhook_targets=chosen.webhook_allow_private_targets,
             retention_seconds=chosen.retention_days * 86_400,
         )
-        acceptor = NotificationAcceptor(store, enqueuer, policy, clock=clock)
+        acceptor = NotificationAcceptor(store, enqueuer, policy, clock=clock, ids=TEST_IDS)
         return Dependencies(chosen, acceptor, store, probe)  # type: ignore[arg-type]
 
     local, deployed = dependencies(allow_private=True), dependencies(allow_private=False)

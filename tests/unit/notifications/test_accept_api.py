@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from notifications.clock import iso
-from notifications.ids import id_for_key
 from notifications.models import Channel, NotificationRequest, Priority, Recipient
 from tests.support import events
 from tests.support.clock import START
+from tests.support.fakes import TEST_IDS
 from tests.support.records import make_record
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def test_a_message_lost_by_a_crash_between_the_put_and_the_send_is_sent_by_the_c
     # Given a keyed record just created (queued, never attempted) whose message reached no queue: the function
     # crashed between the put and the send, so its client saw no 202
     request = NotificationRequest.model_validate({**EMAIL, "idempotency_key": "order-45"})
-    notification_id = id_for_key(KEY_ID, "order-45")
+    notification_id = TEST_IDS.for_key(KEY_ID, "order-45")
     herald.store.put(
         make_record(
             id=notification_id,

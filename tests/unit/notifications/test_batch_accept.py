@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from notifications.clock import iso
-from notifications.ids import id_for_key
 from notifications.models import Channel, NotificationRequest, Priority, Recipient
 from tests.support import events
 from tests.support.clock import START
+from tests.support.fakes import TEST_IDS
 from tests.support.records import make_record
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ def test_a_batch_replaying_a_record_just_stored_and_never_attempted_sends_its_me
     request = NotificationRequest.model_validate(keyed(EMAIL, "order-10"))
     herald.store.put(
         make_record(
-            id=id_for_key(KEY_ID, "order-10"),
+            id=TEST_IDS.for_key(KEY_ID, "order-10"),
             channel=Channel.EMAIL,
             recipient=Recipient(email="ada@example.com"),
             subject="Code",
@@ -305,7 +305,7 @@ def test_a_batch_replaying_a_record_just_stored_and_never_attempted_sends_its_me
     # Then: both replays of the one record; its message is sent again once for the request, at no age
     assert response["statusCode"] == 202
     assert [result["replayed"] for result in body_of(response)["results"]] == [True, True]
-    assert herald.receive_all("BatchQueue") == [id_for_key(KEY_ID, "order-10")]
+    assert herald.receive_all("BatchQueue") == [TEST_IDS.for_key(KEY_ID, "order-10")]
     assert herald.store.count() == 1
 
 

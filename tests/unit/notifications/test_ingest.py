@@ -21,14 +21,13 @@ from ingest.app import Dependencies, handle
 from local.lambda_.context import LambdaContext
 from notifications.accept import AcceptPolicy, NotificationAcceptor
 from notifications.errors import DependencyUnavailable, QueueUnavailable, StoreUnavailable
-from notifications.ids import id_for_key
 from notifications.ingest import Ingested, Ingestor
 from notifications.models import Channel, Priority
 from notifications.observability import metrics
 from notifications.requests import SQS_MAX_MESSAGE_BYTES
 from tests.support.clock import FakeClock
 from tests.support.events import load_event
-from tests.support.fakes import FakeEnqueuer, FakeStatusStore
+from tests.support.fakes import TEST_IDS, FakeEnqueuer, FakeStatusStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -85,7 +84,7 @@ class Inbound:
 
 def id_of(key: str) -> str:
     """The notification id an idempotency key gives in the inbound client's scope."""
-    return id_for_key(CLIENT, key)
+    return TEST_IDS.for_key(CLIENT, key)
 
 
 def keyed(notification: dict[str, Any], key: str) -> dict[str, Any]:
@@ -100,7 +99,7 @@ def build(max_item_bytes: int = 256 * 1024) -> Inbound:
         allow_private_webhook_targets=False,
         retention_seconds=30 * 86_400,
     )
-    acceptor = NotificationAcceptor(store, enqueuer, policy, clock=clock)
+    acceptor = NotificationAcceptor(store, enqueuer, policy, clock=clock, ids=TEST_IDS)
     ingestor = Ingestor(acceptor, rejects, scope=CLIENT, max_item_bytes=max_item_bytes)
     return Inbound(clock, store, enqueuer, rejects, ingestor)
 

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pydantic import ValidationError
 
 from notifications.accept import AcceptPolicy, NotificationAcceptor
 from notifications.errors import MalformedJson
 from notifications.ingest import Ingested, Ingestor
-from notifications.models import MAX_DATA_DEPTH, Channel
+from notifications.models import MAX_DATA_DEPTH, Channel, NotificationRequest
 from notifications.requests import MAX_JSON_DEPTH, SQS_MAX_MESSAGE_BYTES, json_object, nesting_depth
 from tests.support import events
 from tests.support.clock import FakeClock
-from tests.support.fakes import FakeEnqueuer, FakeStatusStore
+from tests.support.fakes import TEST_IDS, FakeEnqueuer, FakeStatusStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -393,7 +394,7 @@ def test_the_ingest_function_dead_letters_such_a_message_at_once(message: str, r
         retention_seconds=86_400,
     )
     ingestor = Ingestor(
-        NotificationAcceptor(store, enqueuer, policy, clock=clock),
+        NotificationAcceptor(store, enqueuer, policy, clock=clock, ids=TEST_IDS),
         rejects,
         scope="c",
         max_item_bytes=SQS_MAX_MESSAGE_BYTES,
@@ -407,3 +408,18 @@ def test_the_ingest_function_dead_letters_such_a_message_at_once(message: str, r
     assert len(rejects.reasons) == 1 and reason in rejects.reasons[0]
     assert rejects.fields == [fields]
     assert store.count() == 0 and enqueuer.sent == []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{"order": "42\r\nX-Injected: 1"}, {"order": "4\x002"}, {"order\x1b": "42"}, {"order": "\u202e24"}],
+    ids=["crlf-value", "nul-value", "esc-key", "bidi-value"],
+)
+def test_metadata_takes_one_line_of_text_like_a_subject(metadata: dict[str, str]) -> None:
+    # Given: metadata that would reach statuses and webhook receivers with control or bidi characters
+    body = {"channel": "webhook", "recipient": {"webhook_url": "https://hooks.example.com/x"}, "body": "hi"}
+
+    # When / Then
+    with pytest.raises(ValidationError) as refused:
+        NotificationRequest.model_validate({**body, "metadata": metadata})
+    assert refused.value.errors()[0]["loc"][0] == "metadata"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from notifications.ids import id_for_key
 from tests.support import events
+from tests.support.fakes import TEST_IDS
 from tests.support.records import make_record
 
 if TYPE_CHECKING:
@@ -16,10 +16,10 @@ EMAIL = {"channel": "email", "recipient": {"email": "ada@example.com"}, "subject
 
 
 def test_another_client_gets_404_for_an_id_it_computed(herald: FakeHerald) -> None:
-    # Given: client A's keyed notification, whose id client B can compute (the key is guessable)
+    # Given: client A's keyed notification, whose id client B has somehow learned
     created = herald.api(events.post_notification({**EMAIL, "idempotency_key": "order-42"}, key_id="client-a"))
     notification_id = json.loads(created["body"])["id"]
-    assert notification_id == id_for_key("client-a", "order-42")
+    assert notification_id == TEST_IDS.for_key("client-a", "order-42")
 
     # When
     as_b = herald.api(_get(notification_id, key_id="client-b"))

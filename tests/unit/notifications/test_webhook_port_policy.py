@@ -9,7 +9,7 @@ from notifications.accept_settings import AcceptSettings
 from notifications.errors import InvalidRequest
 from notifications.models import Channel, NotificationRequest
 from tests.support.clock import FakeClock
-from tests.support.fakes import FakeEnqueuer, FakeStatusStore
+from tests.support.fakes import TEST_IDS, FakeEnqueuer, FakeStatusStore
 
 SETTINGS = {
     "NOTIFICATIONS_TABLE": "t",
@@ -17,6 +17,7 @@ SETTINGS = {
     "STANDARD_QUEUE_URL": "q",
     "BATCH_QUEUE_URL": "q",
     "ENABLED_CHANNELS": "webhook",
+    "IDEMPOTENCY_SECRET_NAME": "idempotency",
 }
 
 
@@ -27,7 +28,7 @@ def acceptor(ports: frozenset[int]) -> NotificationAcceptor:
         retention_seconds=86_400,
         allowed_webhook_ports=ports,
     )
-    return NotificationAcceptor(FakeStatusStore(FakeClock()), FakeEnqueuer(), policy, clock=FakeClock())
+    return NotificationAcceptor(FakeStatusStore(FakeClock()), FakeEnqueuer(), policy, clock=FakeClock(), ids=TEST_IDS)
 
 
 def webhook(url: str) -> NotificationRequest:
