@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import TypeAdapter, ValidationError
 
 from api.errors import error_body, error_response, item_error, json_response
+from api.openapi import openapi_document
 from api.receipts import router as receipts_router
 from api.settings import ApiSettings
 from notifications import aws, requests
@@ -171,6 +172,11 @@ def health() -> Response[str]:
     return json_response(200, {"status": "healthy" if healthy else "unhealthy", "mode": mode_of(checks)})
 
 
+@app.get("/openapi.json")
+def openapi() -> Response[str]:
+    return json_response(200, openapi_document())
+
+
 # ---------------------------------------------------------------------- errors
 @app.exception_handler(HeraldError)  # type: ignore[untyped-decorator]
 def handle_herald_error(error: HeraldError) -> Response[str]:
@@ -217,8 +223,10 @@ def _parse_batch(max_bytes: int, max_item_bytes: int) -> list[NotificationReques
 
 
 def _batch_response(outcome: BatchOutcome) -> Response[str]:
-    """202 when every notification was accepted, 207 when some were not, 422 when none was."""
-    results = []
+    """202 when every notification was accepted, 207 when some were not, 422 when none was (then the body is
+    also the error shape, its details every rejected notification's)."""
+    results: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
     for result in outcome.results:
         if isinstance(result, ItemAccepted):
             view = result.accepted.view
@@ -227,9 +235,14 @@ def _batch_response(outcome: BatchOutcome) -> Response[str]:
                 accepted["replayed"] = True
             results.append(accepted)
         else:
-            results.append(item_error(result.index, result.error))
-    status = 202 if not outcome.rejected else 422 if not outcome.accepted else 207
-    return json_response(status, {"accepted": outcome.accepted, "rejected": outcome.rejected, "results": results})
+            rejected = item_error(result.index, result.error)
+            results.append(rejected)
+            details.extend(rejected["error"].get("details", [{"field": f"notifications[{result.index}]"}]))
+    body: dict[str, Any] = {"accepted": outcome.accepted, "rejected": outcome.rejected, "results": results}
+    if not outcome.accepted:
+        message = "no notification of the batch was accepted"
+        return json_response(422, {**error_body("batch_rejected", message, details), **body})
+    return json_response(202 if not outcome.rejected else 207, body)
 
 
 def _json_object(max_bytes: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from local.aws.template import Stack, load_sam_template
 SENDER_CONSUMED = ["PriorityQueue", "StandardQueue", "BatchQueue", "RetryQueue"]
 ALL_QUEUES = [*SENDER_CONSUMED, "ProviderEventsQueue", "InboundQueue"]
 # Health is public; provider callbacks cannot carry an API key: their signature authenticates them.
-KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready", "/provider-events/{provider}"}
+KEYLESS_ROUTES = {"/health", "/health/live", "/health/ready", "/openapi.json", "/provider-events/{provider}"}
 # Every policy statement whose resource holds a wildcard, and why it cannot name its resources exactly.
 WILDCARD_STATEMENTS = {
     "SmsAndPush": "SNS Publish to a phone number has no resource ARN; push endpoints are created at run time",

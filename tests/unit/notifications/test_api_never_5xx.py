@@ -149,10 +149,13 @@ def assert_documented(response: dict[str, Any]) -> None:
 def assert_batch_documented(response: dict[str, Any], sent: int) -> None:
     assert response["statusCode"] in BATCH_DOCUMENTED, response
     body = json.loads(response["body"])
-    if "error" in body:  # the envelope was refused
+    if "error" in body and "results" not in body:  # the envelope was refused
         assert response["statusCode"] in {400, 413, 415, 422}
         assert_error_shape(body)
         return
+    if "error" in body:  # none accepted: 422, the error beside the results
+        assert (response["statusCode"], body["accepted"], body["error"]["code"]) == (422, 0, "batch_rejected")
+        assert_error_shape({"error": body["error"]})
     assert body["accepted"] + body["rejected"] == len(body["results"]) == sent
     for index, result in enumerate(body["results"]):
         assert result["index"] == index

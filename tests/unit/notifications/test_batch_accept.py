@@ -137,6 +137,12 @@ def test_a_batch_with_every_notification_rejected_is_422_with_the_results_body(h
     assert [result["index"] for result in answer["results"]] == [0, 1]
     assert "notifications[1].priority" in {d["field"] for d in answer["results"][1]["error"]["details"]}
     assert herald.enqueuer.sent == [] and herald.store.count() == 0
+    # and, like every 4xx, the error shape, naming every rejected notification's fields
+    assert (answer["error"]["code"], answer["error"]["message"]) == (
+        "batch_rejected",
+        "no notification of the batch was accepted",
+    )
+    assert "notifications[1].priority" in {d["field"] for d in answer["error"]["details"]}
 
 
 def test_a_notification_larger_than_a_single_request_may_be_is_rejected_as_too_large(herald: Herald) -> None:
