@@ -12,7 +12,7 @@ from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
 from notifications.providers.secrets import ProviderSecrets
 from notifications.queues import QueueUrls, SqsEnqueuer
-from notifications.settings import channel_set, webhook_ports
+from notifications.settings import WebhookPorts, channel_set
 from notifications.store import DynamoDBStatusStore
 
 if TYPE_CHECKING:
@@ -33,9 +33,7 @@ class AcceptSettings(ProviderSettings):
     enabled_channels: Annotated[frozenset[Channel], BeforeValidator(channel_set)] = Field(alias="ENABLED_CHANNELS")
     webhook_allow_private_targets: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
     # Webhook ports besides 443 that clients may target (any, when private targets are allowed: locally).
-    webhook_allowed_ports: Annotated[
-        frozenset[Annotated[int, Field(ge=1, le=65535)]], BeforeValidator(webhook_ports)
-    ] = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")
+    webhook_allowed_ports: WebhookPorts = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")
     retention_days: int = Field(default=30, alias="NOTIFICATION_RETENTION_DAYS", ge=1)
     # SQS takes 256 KiB messages and DynamoDB 400 KiB items; a request beyond this is refused with 413.
     max_request_bytes: int = Field(default=256 * 1024, alias="MAX_REQUEST_BYTES", ge=1024, le=10 * 1024 * 1024)

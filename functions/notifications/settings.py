@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,3 +39,7 @@ def webhook_ports(value: object) -> object:
     if isinstance(value, str):
         return {443} | {int(part) for part in value.split(",") if part.strip()}
     return value
+
+
+WebhookPorts = Annotated[frozenset[Annotated[int, Field(ge=1, le=65535)]], BeforeValidator(webhook_ports)]
+"""The webhook ports setting (`WEBHOOK_ALLOWED_PORTS`): 443 always, plus the ports it lists."""

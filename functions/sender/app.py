@@ -151,6 +151,7 @@ def default_providers(
         ses_configuration_set=settings.ses_configuration_set or None,
         webhook=webhook,
         clients=clients,
+        secrets=secrets,  # one cache for the webhook key and the providers' credentials
     )
 
 

@@ -8,7 +8,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
-from notifications.settings import channel_set, webhook_ports
+from notifications.settings import WebhookPorts, channel_set
 
 
 class SenderSettings(ProviderSettings):
@@ -31,9 +31,7 @@ class SenderSettings(ProviderSettings):
     webhook_signing_secret_name: str = Field(alias="WEBHOOK_SIGNING_SECRET_NAME", min_length=1)
     webhook_allow_private_targets: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
     # Webhook ports besides 443 that may be called (any, when private targets are allowed: locally).
-    webhook_allowed_ports: Annotated[
-        frozenset[Annotated[int, Field(ge=1, le=65535)]], BeforeValidator(webhook_ports)
-    ] = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")
+    webhook_allowed_ports: WebhookPorts = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")
     webhook_timeout_seconds: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0, le=30)
     # How many deliveries of one batch run at once.
     delivery_concurrency: int = Field(default=10, alias="DELIVERY_CONCURRENCY", ge=1, le=100)

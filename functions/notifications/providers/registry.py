@@ -51,11 +51,21 @@ def build_providers(
     ses_configuration_set: str | None = None,
     webhook: Provider | None = None,
     clients: ProviderClients | None = None,
+    secrets: ProviderSecrets | None = None,
 ) -> dict[Channel, list[Provider]]:
     """Every enabled channel's usable providers, in order; `webhook` is the webhook channel's provider."""
     for reason in settings.unusable(enabled):
         logger.warning("provider left out", extra={"reason": reason})
-    factory = _Factory(settings, clients or ProviderClients(), notifications_table, ses_configuration_set, webhook)
+    clients = clients or ProviderClients()
+    secrets = secrets or ProviderSecrets(settings.secrets_max_age_seconds, client=clients.secretsmanager)
+    factory = _Factory(
+        settings,
+        clients,
+        secrets,
+        notifications_table=notifications_table,
+        ses_configuration_set=ses_configuration_set,
+        webhook=webhook,
+    )
     builders: dict[tuple[Channel, str], Callable[[], Provider]] = {
         (Channel.EMAIL, "ses"): factory.ses,
         (Channel.EMAIL, "sendgrid"): factory.sendgrid,
@@ -79,19 +89,18 @@ class _Factory:
         self,
         settings: ProviderSettings,
         clients: ProviderClients,
+        secrets: ProviderSecrets,
+        *,
         notifications_table: str,
         ses_configuration_set: str | None,
         webhook: Provider | None,
     ) -> None:
         self._settings = settings
         self._clients = clients
+        self._secrets = secrets
         self._table = notifications_table
         self._configuration_set = ses_configuration_set
         self._webhook = webhook
-
-    @cached_property
-    def _secrets(self) -> ProviderSecrets:
-        return ProviderSecrets(self._settings.secrets_max_age_seconds, client=self._clients.secretsmanager)
 
     @cached_property
     def _sns(self) -> SNSClient:
