@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from notifications import ssrf
+from notifications import address_ranges, ssrf
 from notifications.errors import TargetRefused
 
 # Reproduced by the security review: each passed the old guard on Python 3.11, 3.13 or both.
@@ -137,13 +137,13 @@ def test_the_first_a_middle_and_the_last_address_of_every_special_range_are_refu
 
     # Then
     assert refused.value.message == "webhook target refused"
-    assert ssrf.refusal_reason(address) is not None
+    assert address_ranges.refusal_reason(address) is not None
 
 
 @pytest.mark.parametrize("address", OUTSIDE_GLOBAL_UNICAST)
 def test_ipv6_outside_the_global_unicast_space_is_refused(address: str) -> None:
     # When / Then
-    assert ssrf.refusal_reason(address) == "outside IPv6 global unicast 2000::/3"
+    assert address_ranges.refusal_reason(address) == "outside IPv6 global unicast 2000::/3"
 
 
 @pytest.mark.parametrize("address", PUBLIC)
@@ -152,14 +152,14 @@ def test_global_unicast_addresses_may_be_called(address: str) -> None:
     target = resolving_to(address)
 
     # Then
-    assert ssrf.refusal_reason(address) is None
+    assert address_ranges.refusal_reason(address) is None
     assert target.addresses == (address,)
 
 
 def test_the_lists_are_exactly_the_registries_ranges_each_with_its_reason() -> None:
     # When
-    ipv4 = {str(entry.network): entry.reason for entry in ssrf.IPV4_SPECIAL}
-    ipv6 = {str(entry.network): entry.reason for entry in ssrf.IPV6_SPECIAL}
+    ipv4 = {str(entry.network): entry.reason for entry in address_ranges.IPV4_SPECIAL}
+    ipv6 = {str(entry.network): entry.reason for entry in address_ranges.IPV6_SPECIAL}
 
     # Then: a range added or dropped is a deliberate change of this list too
     assert sorted(ipv4) == sorted(IPV4_RANGES)
@@ -198,7 +198,7 @@ def test_the_verdicts_never_read_the_interpreters_ipaddress_flags(address: str, 
 
     # Then: the same verdict as on any interpreter, with none of its tables to read
     assert verdict is not refused
-    assert (ssrf.refusal_reason(address) is not None) is refused
+    assert (address_ranges.refusal_reason(address) is not None) is refused
 
 
 @pytest.mark.parametrize(
@@ -217,8 +217,8 @@ def test_the_verdicts_never_read_the_interpreters_ipaddress_flags(address: str, 
 )
 def test_the_ipv4_address_inside_every_transition_form_is_extracted_and_checked(address: str, embedded: str) -> None:
     # When
-    found = ssrf.embedded_ipv4(ipaddress.IPv6Address(address))
-    reason = ssrf.refusal_reason(address)
+    found = address_ranges.embedded_ipv4(ipaddress.IPv6Address(address))
+    reason = address_ranges.refusal_reason(address)
 
     # Then: the embedded address is judged by the IPv4 list too, and named in the logged reason
     assert ipaddress.IPv4Address(embedded) in found
@@ -229,7 +229,7 @@ def test_the_ipv4_address_inside_every_transition_form_is_extracted_and_checked(
 @pytest.mark.parametrize("address", ["2606:4700::1", "::1", "fe80::1", "2001:db8::1"])
 def test_addresses_that_are_no_transition_form_embed_nothing(address: str) -> None:
     # When / Then
-    assert ssrf.embedded_ipv4(ipaddress.IPv6Address(address)) == ()
+    assert address_ranges.embedded_ipv4(ipaddress.IPv6Address(address)) == ()
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,7 @@ def test_addresses_that_are_no_transition_form_embed_nothing(address: str) -> No
 )
 def test_a_transition_form_of_a_public_ipv4_address_is_refused_outright(address: str) -> None:
     # Given: each form embeds 8.8.8.8, which may itself be called
-    assert ssrf.refusal_reason("8.8.8.8") is None
+    assert address_ranges.refusal_reason("8.8.8.8") is None
 
     # When / Then: no webhook host is ever one of these, and behind DNS64 a NAT64 address reaches its IPv4
     with pytest.raises(TargetRefused):
@@ -256,7 +256,7 @@ def test_a_transition_form_of_a_public_ipv4_address_is_refused_outright(address:
 @pytest.mark.parametrize("address", ["fe80::1%eth0", "2606:4700::1%eth0"])
 def test_an_address_with_a_zone_is_refused(address: str) -> None:
     # When / Then
-    assert ssrf.refusal_reason(address) == "an address with a zone"
+    assert address_ranges.refusal_reason(address) == "an address with a zone"
 
 
 def test_the_reason_is_logged_with_the_origin_but_never_the_path_or_query(caplog: pytest.LogCaptureFixture) -> None:
