@@ -86,7 +86,10 @@ def _context(function: str) -> Any:
     """The local runtime's LambdaContext, which quacks like Powertools' typing-only one."""
     from local.lambda_.context import LambdaContext  # noqa: PLC0415 - needs the code paths first
 
-    return LambdaContext.for_invocation(function, f"arn:aws:lambda:{REGION}:123456789012:function:{function}", 512, 10)
+    timeout = 25 if function == "api" else 10  # the functions' Timeout in template.yaml
+    return LambdaContext.for_invocation(
+        function, f"arn:aws:lambda:{REGION}:123456789012:function:{function}", 512, timeout
+    )
 
 
 def _counting(client: Any, requests: Counter[str]) -> Any:

@@ -136,7 +136,7 @@ def measure(concurrency: int, batch_size: int, batches: int, delay: float) -> tu
                 event["multiValueHeaders"].pop("Idempotency-Key", None)
                 request = {"channel": "webhook", "recipient": {"webhook_url": receiver.url}, "body": "b"}
                 event["body"] = json.dumps(request)
-                answer = api_handle(event, _context("api", 10), api)
+                answer = api_handle(event, _context("api", 25), api)
                 ids.append(json.loads(answer["body"])["id"])
             context = _context("sender", 60)
             started = time.perf_counter()

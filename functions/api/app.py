@@ -18,6 +18,7 @@ from api.settings import ApiSettings
 from notifications import aws, requests
 from notifications.accept import ItemAccepted, NotificationAcceptor
 from notifications.accept_settings import build_acceptor
+from notifications.budget import TimeBudget
 from notifications.errors import (
     HeraldError,
     InvalidRequest,
@@ -114,7 +115,9 @@ def create_notification() -> Response[str]:
 def create_notification_batch() -> Response[str]:
     deps = _deps()
     items = _parse_batch(deps.settings.max_batch_request_bytes, deps.settings.max_request_bytes)
-    return _batch_response(deps.acceptor.accept_batch(items, scope=_caller_scope()))
+    # Each AWS call of the batch is made only while it and a take-back after it fit before Lambda's deadline.
+    budget = TimeBudget(lambda: app.lambda_context.get_remaining_time_in_millis() / 1000)
+    return _batch_response(deps.acceptor.accept_batch(items, scope=_caller_scope(), budget=budget))
 
 
 @app.get("/notifications")

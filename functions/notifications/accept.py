@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from notifications import ssrf
+from notifications.budget import UNBOUNDED
 from notifications.clock import Clock, iso, system_clock
 from notifications.errors import (
     DependencyUnavailable,
@@ -37,6 +38,7 @@ from notifications.ports import AlreadyExists, Creation, Outgoing
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from notifications.budget import TimeBudget
     from notifications.ids import KeyedIds
     from notifications.ports import Enqueuer, StatusStore
 
@@ -146,7 +148,12 @@ class NotificationAcceptor:
         return Accepted(view=AcceptedView.of(record), replayed=False)
 
     def accept_batch(
-        self, items: Sequence[NotificationRequest | HeraldError], *, scope: str, bulk: bool = True
+        self,
+        items: Sequence[NotificationRequest | HeraldError],
+        *,
+        scope: str,
+        bulk: bool = True,
+        budget: TimeBudget = UNBOUNDED,
     ) -> BatchOutcome:
         """Accept each notification of a batch on its own, as `accept` would, in a few batch requests.
 
@@ -160,6 +167,10 @@ class NotificationAcceptor:
         bulk : bool
             True for a batch a client sent as one (`normal` and `low` go to the batch queue); False for
             single notifications merely accepted together (they go where `accept` puts them).
+        budget : TimeBudget
+            The time the invocation has left: every write, read and send is made only if it allows it
+            (keeping time for the take-back after it). What it stops is rejected as not stored or not
+            queued ("retry it"), exactly as when the store or the queues fail.
 
         Returns
         -------
@@ -190,8 +201,8 @@ class NotificationAcceptor:
                 claims[record.id] = _Claim(index, record)
             else:
                 claim.followers.append((index, record))
-        self._write(list(claims.values()))
-        self._enqueue(list(claims.values()))
+        self._write(list(claims.values()), budget)
+        self._enqueue(list(claims.values()), budget)
         results: list[ItemAccepted | ItemRejected] = [ItemRejected(i, error) for i, error in rejected.items()]
         for claim in claims.values():
             results.extend(self._results_of(claim))
@@ -250,12 +261,12 @@ class NotificationAcceptor:
         return existing.status == Status.QUEUED and existing.attempts == 0
 
     # ------------------------------------------------------------------ batch steps
-    def _write(self, claims: list[_Claim]) -> None:
+    def _write(self, claims: list[_Claim], budget: TimeBudget) -> None:
         """Write the first record of each id: fresh ids unconditionally, keyed ones only where the id is free."""
         fresh = [claim.record for claim in claims if claim.record.idempotency_key is None]
         keyed = [claim.record for claim in claims if claim.record.idempotency_key is not None]
-        unkeyed = self._store.create_fresh(fresh) if fresh else Creation()
-        creation = self._store.create_many(keyed) if keyed else Creation()
+        unkeyed = self._store.create_fresh(fresh, budget=budget) if fresh else Creation()
+        creation = self._store.create_many(keyed, budget=budget) if keyed else Creation()
         created = unkeyed.created | creation.created
         for claim in claims:
             notification_id = claim.record.id
@@ -266,7 +277,7 @@ class NotificationAcceptor:
             else:
                 claim.failure = StoreUnavailable("the status store could not take this notification; retry it")
 
-    def _enqueue(self, claims: list[_Claim]) -> None:
+    def _enqueue(self, claims: list[_Claim], budget: TimeBudget) -> None:
         """Queue the new records (and replays found never attempted); take back the records left unqueued."""
         outgoing: dict[str, tuple[_Claim, Outgoing]] = {}
         for claim in claims:
@@ -277,11 +288,14 @@ class NotificationAcceptor:
             outgoing[winner.id] = (claim, Outgoing(queue_url, QueueMessage(id=winner.id), winner.priority))
         if not outgoing:
             return
-        for message in self._enqueuer.send_many([message for _, message in outgoing.values()]):
+        unqueued: list[NotificationRecord] = []
+        for message in self._enqueuer.send_many([message for _, message in outgoing.values()], budget=budget):
             claim, _ = outgoing.pop(message.message.id)
             claim.failure = QueueUnavailable("this notification could not be queued; retry it")
             if claim.created:
-                self._take_back(claim.record)
+                unqueued.append(claim.record)
+        if unqueued:
+            self._take_back(unqueued, budget)
         for claim, _ in outgoing.values():
             if not claim.created:
                 logger.warning(
@@ -293,12 +307,11 @@ class NotificationAcceptor:
         requests = [claim.record, *(record for _, record in claim.followers)]
         return any(record.fingerprint == winner.fingerprint for record in requests) and self._never_attempted(winner)
 
-    def _take_back(self, record: NotificationRecord) -> None:
-        try:
-            self._store.delete_unqueued(record)
-        except DependencyUnavailable:
+    def _take_back(self, unqueued: list[NotificationRecord], budget: TimeBudget) -> None:
+        """Take back, in one request, the records whose messages were not queued (the budget kept its time)."""
+        for notification_id in self._store.delete_unqueued_many(unqueued, budget=budget):
             # The client is told to retry: a keyed retry replays the record and queues it again.
-            logger.error("record left without a message", extra={"notification_id": record.id})
+            logger.error("record left without a message", extra={"notification_id": notification_id})
 
     def _results_of(self, claim: _Claim) -> list[ItemAccepted | ItemRejected]:
         """The results of every notification sharing the claim's id, as if each came after the one before."""

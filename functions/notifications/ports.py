@@ -19,6 +19,7 @@ from notifications.providers import Provider, ProviderReceipt
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from notifications.budget import TimeBudget
     from notifications.models import Channel, HistoryEntry, NotificationRecord, Priority, QueueMessage
     from notifications.queues import QueueUrls
 
@@ -57,8 +58,9 @@ class Creation:
 
     Every id given lands in exactly one of the three: `created` (written now: its message is still to be
     sent), `existing` (a record had this id already: an idempotent replay or a key conflict, decided by
-    the caller from the stored record) or `failed` (not written, and nothing of it is left stored: the
-    store was unavailable or throttled beyond its retries).
+    the caller from the stored record) or `failed` (not written: the store was unavailable or throttled
+    beyond its retries, or the time budget ran out). Nothing of a failed fresh id is left stored; a failed
+    keyed record whose write was in doubt may be, and its key's replay finds it never attempted and queues it.
     """
 
     created: frozenset[str] = frozenset()
@@ -88,20 +90,25 @@ class StatusStore(Protocol):
     Accept side: `create` is the idempotency check (`AlreadyExists` carries the stored record);
     `create_many` is the same check for many records at once, and `create_fresh` writes records whose
     ids are fresh uuid4s (no request can share them, so no check is needed). Neither batch method raises
-    for the store being unavailable: they report what was and was not written (`Creation`).
+    for the store being unavailable: they report what was and was not written (`Creation`), and neither
+    sends a request its `TimeBudget` does not allow. `delete_unqueued_many` takes back, in one request,
+    records whose messages could not be queued (`delete_unqueued`'s condition) and returns the ids it
+    could not take back.
     Delivery side: `claim` takes a lease that counts an attempt; only the lease holder writes an
     outcome, and every outcome releases the lease (a write by anyone else returns False).
     """
 
     def create(self, record: NotificationRecord) -> None: ...
 
-    def create_many(self, new_records: Sequence[NotificationRecord]) -> Creation: ...
+    def create_many(self, new_records: Sequence[NotificationRecord], budget: TimeBudget = ...) -> Creation: ...
 
-    def create_fresh(self, new_records: Sequence[NotificationRecord]) -> Creation: ...
+    def create_fresh(self, new_records: Sequence[NotificationRecord], budget: TimeBudget = ...) -> Creation: ...
 
     def get(self, notification_id: str) -> NotificationRecord | None: ...
 
     def delete_unqueued(self, record: NotificationRecord) -> None: ...
+
+    def delete_unqueued_many(self, unqueued: Sequence[NotificationRecord], budget: TimeBudget = ...) -> list[str]: ...
 
     def claim(self, notification_id: str, owner: str, lease_seconds: float) -> Claim: ...
 
@@ -137,15 +144,15 @@ class Enqueuer(Protocol):
     """Puts accepted notifications on their queue.
 
     `send` raises `QueueUnavailable` when the message could not be queued. `send_many` never raises for
-    that: it returns the messages it could not queue (after its own retry), so the caller can take back
-    exactly their records.
+    that: it returns the messages it could not queue (after its own retry, or because its `TimeBudget`
+    allowed no more requests), so the caller can take back exactly their records.
     """
 
     urls: QueueUrls
 
     def send(self, queue_url: str, message: QueueMessage, priority: Priority) -> str: ...
 
-    def send_many(self, messages: Sequence[Outgoing]) -> list[Outgoing]: ...
+    def send_many(self, messages: Sequence[Outgoing], budget: TimeBudget = ...) -> list[Outgoing]: ...
 
 
 class DeliveryQueue(Protocol):

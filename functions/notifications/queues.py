@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws
+from notifications.budget import UNBOUNDED
 from notifications.errors import QueueUnavailable
 from notifications.models import Priority, QueueMessage
 from notifications.observability import logger
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
+    from notifications.budget import TimeBudget
     from notifications.ports import Outgoing
 
 SEND_BATCH_MAX_ENTRIES = 10  # SendMessageBatch's limit (our messages, an id each, are far under its 256 KiB)
@@ -60,13 +62,14 @@ class SqsEnqueuer:
             raise QueueUnavailable(f"queue unavailable ({type(error).__name__})") from error
         return str(response["MessageId"])
 
-    def send_many(self, messages: Sequence[Outgoing]) -> list[Outgoing]:
+    def send_many(self, messages: Sequence[Outgoing], budget: TimeBudget = UNBOUNDED) -> list[Outgoing]:
         """Send messages with `SendMessageBatch`, 10 to a request per queue; return those not queued.
 
         Entries SQS refuses (the response's `Failed` list) are sent once more, and those it refuses again
         are returned. A request that raises returns its entries too (SQS may or may not hold them: the
         caller takes their records back, and a sender drops a message whose record is missing), and ends
-        the sending: the other requests would meet the same outage.
+        the sending: the other requests would meet the same outage. So does a request the budget does not
+        allow (no time left for it and the caller's take-back): it and the rest are returned unsent.
         """
         not_queued: list[Outgoing] = []
         stopped = False
@@ -74,6 +77,10 @@ class SqsEnqueuer:
             remaining = chunk
             for _ in range(2):  # the request, and once more for the entries SQS refused
                 if stopped or not remaining:
+                    break
+                if not budget.allows_call():
+                    stopped = True
+                    logger.warning("queue batch stopped: out of time", extra={"messages": len(remaining)})
                     break
                 try:
                     remaining = self._send_batch(remaining)

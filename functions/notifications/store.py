@@ -6,82 +6,37 @@ two copies of one SQS message (SQS is at-least-once) never deliver twice while t
 sender that dies mid-delivery does not wedge the notification: its lease expires and the redelivered
 message claims it again.
 
-A batch accept writes many records in few requests: records with fresh random ids in `BatchWriteItem`s
-(25 a request, no condition needed), records with idempotency keys in `TransactWriteItems` (up to 100
-conditional puts and 4 MB a transaction). A transaction is all or nothing, so when some of its keys
-exist already DynamoDB cancels it, says which items failed their condition (`CancellationReasons`, in
-request order, with the stored item thanks to `ReturnValuesOnConditionCheckFailure`), and the others are
-sent again in a new transaction.
+A batch accept writes many records in few requests, and takes back in one those whose messages could
+not be queued: `batch_store.BatchWrites`, which the store delegates its batch methods to.
 """
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws, records
+from notifications.batch_store import BatchWrites, error_code, from_item, key_of, serialized, to_item
+from notifications.budget import UNBOUNDED
 from notifications.clock import Clock, system_clock
 from notifications.errors import StoreUnavailable
-from notifications.observability import logger
-from notifications.ports import AlreadyExists, Claim, Creation
-from resilience.backoff import RetryPolicy
+from notifications.ports import AlreadyExists, Claim
 from resilience.clock import Sleep, system_sleep
-from resilience.conditional.dynamodb import render, serialize
+from resilience.conditional.dynamodb import render
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Sequence
 
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+    from notifications.budget import TimeBudget
     from notifications.models import Channel, NotificationRecord
-    from resilience.conditional import Condition, ItemUpdate, Value
+    from notifications.ports import Creation
+    from resilience.conditional import Condition, ItemUpdate
 
-_deserializer = TypeDeserializer()
-_T = TypeVar("_T")
-
-# DynamoDB's limits per request.
-BATCH_WRITE_MAX_ITEMS = 25
-BATCH_GET_MAX_KEYS = 100
-TRANSACTION_MAX_ITEMS = 100
-TRANSACTION_MAX_BYTES = 4 * 1024 * 1024  # the items' aggregate size; `_size_of` overestimates it
-# Unprocessed batch items and transaction items cancelled by contention (not by their own condition) are
-# sent again after a short full-jitter backoff: 4 rounds in all stay well inside the API's timeout.
-BATCH_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=0.4, max_attempts=4)
-_CONDITION_FAILED = "ConditionalCheckFailed"
-_INNOCENT = "None"  # this item was fine: the transaction failed for another item's reason
-# Reasons of a cancellation that a later transaction can get past: another writer holding the item,
-# throttling. Any other reason (a validation error) would fail again.
-_CONTENDED = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
-)
-
-
-def to_item(record: NotificationRecord) -> dict[str, Any]:
-    """A record as a DynamoDB item; `data` is kept as a JSON string so floats survive unchanged."""
-    return _serialized(records.to_attributes(record))
-
-
-def from_item(item: Mapping[str, Any]) -> NotificationRecord:
-    return records.from_attributes({key: _plain(_deserializer.deserialize(value)) for key, value in item.items()})
-
-
-def _serialized(attributes: Mapping[str, Value]) -> dict[str, Any]:
-    return {key: serialize(value) for key, value in attributes.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+# The item codec, imported from here by other stores (`receipts.store`), lives with the batch writes.
+__all__ = ["DynamoDBStatusStore", "from_item", "to_item"]
 
 
 class DynamoDBStatusStore:
@@ -101,7 +56,7 @@ class DynamoDBStatusStore:
         self._table = table_name
         self._client = client or aws.client("dynamodb")
         self._clock = clock
-        self._sleep = sleep  # the backoff between a batch's retries (tests record it instead of waiting)
+        self._batch = BatchWrites(table_name, self._client, sleep)
 
     # ------------------------------------------------------------------ accept side
     def create(self, record: NotificationRecord) -> None:
@@ -110,75 +65,32 @@ class DynamoDBStatusStore:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_serialized(item),
+                Item=serialized(item),
                 **render(condition=condition),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 raise AlreadyExists(from_item(error.response["Item"])) from error
             raise _unavailable(error) from error
         except BotoCoreError as error:
             raise _unavailable(error) from error
 
-    def create_many(self, new_records: Sequence[NotificationRecord]) -> Creation:
-        """Create each record unless its id exists (`records.create`'s condition), in few transactions.
+    def create_many(self, new_records: Sequence[NotificationRecord], budget: TimeBudget = UNBOUNDED) -> Creation:
+        """Create each record unless its id exists, in few transactions (`BatchWrites.create_many`)."""
+        return self._batch.create_many(new_records, budget)
 
-        Records whose id exists come back in `Creation.existing` with the stored record; records that could
-        not be written (the store unavailable, contention beyond the retries) in `Creation.failed`. When a
-        transaction's answer is lost, its records are read back: one stored exactly as sent was written.
-        """
-        batch = _KeyedBatch({record.id: record for record in new_records})
-        for attempt in range(1, BATCH_RETRY.max_attempts + 1):
-            contended = False
-            for chunk in _transactions(list(batch.pending.values())):
-                if batch.in_doubt:
-                    break  # learn what the failed transaction did before sending more
-                contended |= self._transact(chunk, batch)
-            if batch.unread and not batch.stopped:
-                self._read_back(batch)
-            if not batch.pending or batch.stopped or attempt == BATCH_RETRY.max_attempts:
-                break
-            if contended:
-                self._sleep(BATCH_RETRY.delay(attempt))
-        batch.failed.update(batch.pending)
-        return Creation(created=frozenset(batch.created), existing=batch.existing, failed=frozenset(batch.failed))
+    def create_fresh(self, new_records: Sequence[NotificationRecord], budget: TimeBudget = UNBOUNDED) -> Creation:
+        """Put records whose ids are fresh uuid4s, 25 to a `BatchWriteItem` (`BatchWrites.create_fresh`)."""
+        return self._batch.create_fresh(new_records, budget)
 
-    def create_fresh(self, new_records: Sequence[NotificationRecord]) -> Creation:
-        """Put records whose ids are fresh uuid4s (`records.create_fresh`), 25 to a `BatchWriteItem`.
-
-        A request that fails after it may have landed (a lost response) is followed by deleting its records
-        again, so every id in `Creation.failed` is absent from the table: nothing is left without a message.
-        """
-        created: set[str] = set()
-        failed: set[str] = set()
-        stopped = False
-        for chunk in _chunks(new_records, BATCH_WRITE_MAX_ITEMS):
-            ids = [record.id for record in chunk]
-            if stopped:
-                failed.update(ids)
-                continue
-            puts: list[dict[str, Any]] = [
-                {"PutRequest": {"Item": _serialized(records.create_fresh(record))}} for record in chunk
-            ]
-            try:
-                unprocessed = self._until_processed(self._write_batch, puts)
-            except (ClientError, BotoCoreError) as error:
-                # Whatever the chunk's fate, the next chunks would meet the same outage: stop there.
-                stopped = True
-                failed.update(ids)
-                if _may_have_landed(error):
-                    self._take_back_fresh(ids)
-                logger.warning("batch write failed", extra={"records": len(ids), "error_type": type(error).__name__})
-                continue
-            not_written = {str(request["PutRequest"]["Item"][records.ID]["S"]) for request in unprocessed}
-            failed.update(not_written)
-            created.update(set(ids) - not_written)
-        return Creation(created=frozenset(created), failed=frozenset(failed))
+    def delete_unqueued_many(self, unqueued: Sequence[NotificationRecord], budget: TimeBudget = UNBOUNDED) -> list[str]:
+        """Take back records whose messages never reached SQS, in one transaction; the ids left behind."""
+        return self._batch.delete_unqueued_many(unqueued, budget)
 
     def get(self, notification_id: str) -> NotificationRecord | None:
         try:
-            response = self._client.get_item(TableName=self._table, Key=_key(notification_id), ConsistentRead=True)
+            response = self._client.get_item(TableName=self._table, Key=key_of(notification_id), ConsistentRead=True)
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
         item = response.get("Item")
@@ -189,10 +101,10 @@ class DynamoDBStatusStore:
         """Take back a record whose message never reached SQS, so a retry of the request starts clean."""
         try:
             self._client.delete_item(
-                TableName=self._table, Key=_key(record.id), **render(condition=records.delete_unqueued(record))
+                TableName=self._table, Key=key_of(record.id), **render(condition=records.delete_unqueued(record))
             )
         except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise _unavailable(error) from error
         except BotoCoreError as error:
             raise _unavailable(error) from error
@@ -204,7 +116,7 @@ class DynamoDBStatusStore:
         try:
             response = self._client.update_item(
                 TableName=self._table,
-                Key=_key(notification_id),
+                Key=key_of(notification_id),
                 **render(update, condition),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -212,7 +124,7 @@ class DynamoDBStatusStore:
         except BotoCoreError as error:
             raise _unavailable(error) from error
         except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise _unavailable(error) from error
             item = error.response.get("Item")
             return records.refused_claim(from_item(item) if item else None)
@@ -270,219 +182,19 @@ class DynamoDBStatusStore:
         """Give the lease back untouched (nothing was tried): the claim's attempt is not counted."""
         return self._write_owned(record, records.release(record, owner, now=self._clock()))
 
-    # ------------------------------------------------------------------ batch helpers
-    def _transact(self, chunk: list[NotificationRecord], batch: _KeyedBatch) -> bool:
-        """One transaction of conditional puts; sorts its records into `batch`. True if contention cancelled it."""
-        if batch.stopped:
-            batch.fail(chunk)
-            return False
-        try:
-            self._client.transact_write_items(TransactItems=[self._conditional_put(record) for record in chunk])
-        except (ClientError, BotoCoreError) as error:
-            if isinstance(error, ClientError) and _code(error) == "TransactionCanceledException":
-                response: dict[str, Any] = dict(error.response)
-                return batch.cancelled(chunk, response.get("CancellationReasons"))
-            if _may_have_landed(error):
-                # botocore's own retries carried one ClientRequestToken, so the transaction landed once or
-                # not at all; reading the records back tells which. (A keyed record is never deleted on a
-                # guess: a concurrent request with the key may own it.)
-                batch.doubt(chunk, error)
-            else:
-                batch.fail(chunk, error)
-        else:
-            batch.created.update(record.id for record in chunk)
-            for record in chunk:
-                del batch.pending[record.id]
-        return False
-
-    def _conditional_put(self, record: NotificationRecord) -> TransactWriteItemTypeDef:
-        item, condition = records.create(record)
-        put: Any = {
-            "TableName": self._table,
-            "Item": _serialized(item),
-            **render(condition=condition),
-            # The stored item comes back in the cancellation reason: no read is needed to replay it.
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        return {"Put": put}
-
-    def _read_back(self, batch: _KeyedBatch) -> None:
-        """Read the records a transaction left in doubt, or whose stored item its cancellation did not return."""
-        ids, batch.unread, batch.in_doubt = batch.unread, [], False
-        try:
-            found = self._read_many(ids)
-        except (ClientError, BotoCoreError, StoreUnavailable) as error:
-            batch.fail(list(batch.pending.values()), error)
-            return
-        for notification_id in ids:
-            stored = found.get(notification_id)
-            if stored is None:
-                continue  # not written (or taken back since): it stays pending, to create again
-            if stored == batch.pending[notification_id]:
-                batch.created.add(notification_id)  # exactly what this batch sent: the transaction landed
-            else:
-                batch.existing[notification_id] = stored
-            del batch.pending[notification_id]
-
-    def _read_many(self, ids: list[str]) -> dict[str, NotificationRecord]:
-        found: dict[str, NotificationRecord] = {}
-
-        def read(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            response = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
-            for item in response.get("Responses", {}).get(self._table, []):
-                record = from_item(item)
-                found[record.id] = record
-            unprocessed: Any = response.get("UnprocessedKeys", {}).get(self._table)
-            return list(unprocessed["Keys"]) if unprocessed else []
-
-        for chunk in _chunks(ids, BATCH_GET_MAX_KEYS):
-            unread = self._until_processed(read, [_key(notification_id) for notification_id in chunk])
-            if unread:
-                raise StoreUnavailable(f"status store throttled reads of {len(unread)} records")
-        return found
-
-    def _write_batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One `BatchWriteItem` of put or delete requests; returns the ones DynamoDB left unprocessed."""
-        written: list[Any] = requests
-        response = self._client.batch_write_item(RequestItems={self._table: written})
-        unprocessed: list[Any] = response.get("UnprocessedItems", {}).get(self._table, [])
-        return unprocessed
-
-    def _until_processed(self, call: Callable[[list[_T]], list[_T]], items: list[_T]) -> list[_T]:
-        """`call(items)` returns what DynamoDB left unprocessed; send that again after a backoff, a few times.
-
-        Returns what is still unprocessed after the last attempt (unprocessed means not applied).
-        """
-        for attempt in range(1, BATCH_RETRY.max_attempts + 1):
-            items = call(items)
-            if not items or attempt == BATCH_RETRY.max_attempts:
-                break
-            self._sleep(BATCH_RETRY.delay(attempt))
-        return items
-
-    def _take_back_fresh(self, ids: list[str]) -> None:
-        """Delete records whose write may have landed after all: they have no message and never will."""
-        # Unconditional, and safe so: a fresh uuid4 is known to no other request, and its record was
-        # never enqueued, so nothing else can have read or changed it.
-        deletes: list[dict[str, Any]] = [{"DeleteRequest": {"Key": _key(notification_id)}} for notification_id in ids]
-        try:
-            left = self._until_processed(self._write_batch, deletes)
-        except (ClientError, BotoCoreError) as error:
-            left = deletes
-            logger.error("batch take-back failed", extra={"error_type": type(error).__name__})
-        for request in left:
-            logger.error(
-                "record may remain without a message",
-                extra={"notification_id": request["DeleteRequest"]["Key"][records.ID]["S"]},
-            )
-
     # ------------------------------------------------------------------ helpers
     def _write_owned(self, record: NotificationRecord, change: tuple[ItemUpdate, Condition]) -> bool:
         """One conditional write by the lease holder (`records` builds it); False if the lease was lost."""
         update, condition = change
         try:
-            self._client.update_item(TableName=self._table, Key=_key(record.id), **render(update, condition))
+            self._client.update_item(TableName=self._table, Key=key_of(record.id), **render(update, condition))
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise _unavailable(error) from error
         except BotoCoreError as error:
             raise _unavailable(error) from error
         return True
-
-
-class _KeyedBatch:
-    """Where each record of a `create_many` stands: pending (to send), created, existing or failed."""
-
-    def __init__(self, pending: dict[str, NotificationRecord]) -> None:
-        self.pending = pending
-        self.created: set[str] = set()
-        self.existing: dict[str, NotificationRecord] = {}
-        self.failed: set[str] = set()
-        self.unread: list[str] = []  # to read back: condition failed without the stored item, or in doubt
-        self.in_doubt = False  # a transaction failed after it may have landed (its answer lost)
-        # A request failed before DynamoDB could apply it (unreachable, refused): the next ones would meet
-        # the same outage, so the rest of the batch fails at once instead of waiting on each.
-        self.stopped = False
-
-    def cancelled(self, chunk: list[NotificationRecord], reasons: list[dict[str, Any]] | None) -> bool:
-        """Sort a cancelled transaction's records by their reasons; True if contention was among them."""
-        if reasons is None or len(reasons) != len(chunk):
-            # No reasons to go by (an SDK that does not parse them): read every record; those found exist,
-            # the others are sent again.
-            self.unread.extend(record.id for record in chunk)
-            return False
-        contended = False
-        for record, reason in zip(chunk, reasons, strict=True):
-            code = str(reason.get("Code") or _INNOCENT)
-            if code == _CONDITION_FAILED:
-                item = reason.get("Item")
-                if item:
-                    self.existing[record.id] = from_item(item)
-                    del self.pending[record.id]
-                else:
-                    self.unread.append(record.id)
-            elif code in _CONTENDED:
-                contended = True
-            elif code != _INNOCENT:
-                self.failed.add(record.id)
-                del self.pending[record.id]
-                logger.warning("transaction item refused", extra={"notification_id": record.id, "reason": code})
-        return contended
-
-    def doubt(self, chunk: list[NotificationRecord], error: Exception) -> None:
-        self.unread.extend(record.id for record in chunk)
-        self.in_doubt = True
-        logger.warning("batch create in doubt", extra={"records": len(chunk), "error_type": type(error).__name__})
-
-    def fail(self, chunk: list[NotificationRecord], error: Exception | None = None) -> None:
-        """The chunk's records were not written (`error`: the request that failed, which stops the batch)."""
-        for record in chunk:
-            self.failed.add(record.id)
-            self.pending.pop(record.id, None)
-        if error is not None:
-            self.stopped = True
-            logger.warning("batch create failed", extra={"records": len(chunk), "error_type": type(error).__name__})
-
-
-def _chunks(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def _transactions(pending: list[NotificationRecord]) -> Iterator[list[NotificationRecord]]:
-    """Chunks within a transaction's limits: `TRANSACTION_MAX_ITEMS` items and `TRANSACTION_MAX_BYTES`."""
-    chunk: list[NotificationRecord] = []
-    size = 0
-    for record in pending:
-        item_size = _size_of(record)
-        if chunk and (len(chunk) == TRANSACTION_MAX_ITEMS or size + item_size > TRANSACTION_MAX_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(record)
-        size += item_size
-    if chunk:
-        yield chunk
-
-
-def _size_of(record: NotificationRecord) -> int:
-    """An upper bound of the item's size as DynamoDB counts it (its JSON adds quotes and type tags)."""
-    return len(json.dumps(to_item(record), separators=(",", ":"), default=str).encode())
-
-
-def _may_have_landed(error: Exception) -> bool:
-    """Whether a failed request may have been applied all the same (its response lost on the way back)."""
-    if isinstance(error, ClientError):
-        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
-    return not isinstance(error, EndpointConnectionError)  # connect failures never reached DynamoDB
-
-
-def _key(notification_id: str) -> dict[str, Any]:
-    return {records.ID: {"S": notification_id}}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _unavailable(error: Exception) -> StoreUnavailable:

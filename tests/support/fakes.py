@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from notifications import records
+from notifications.batch_store import BATCH_WRITE_MAX_ITEMS, TRANSACTION_MAX_ITEMS
+from notifications.budget import UNBOUNDED
 from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
 from notifications.ids import KeyedIds
 from notifications.ports import AlreadyExists, Claim, Creation
 from notifications.providers import ProviderReceipt
-from notifications.queues import QueueUrls
+from notifications.queues import SEND_BATCH_MAX_ENTRIES, QueueUrls
 from resilience.conditional import apply_update, holds_all
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from notifications.budget import TimeBudget
     from notifications.models import Channel, NotificationRecord, Priority, QueueMessage
     from notifications.ports import Outgoing
     from resilience.conditional import Condition, ItemUpdate, Value
@@ -44,6 +47,7 @@ class FakeStatusStore:
         # Records a batch create may still write before DynamoDB refuses the rest (throttling that outlasts
         # the store's retries); None: no limit.
         self.batch_capacity: int | None = None
+        self.take_backs = 0  # delete_unqueued_many calls
 
     def put(self, record: NotificationRecord) -> None:
         """Store a record as it is, unconditionally (test set-up)."""
@@ -68,13 +72,17 @@ class FakeStatusStore:
                 raise AlreadyExists(records.from_attributes(current or {}))
             self._items[record.id] = item
 
-    def create_many(self, new_records: Sequence[NotificationRecord]) -> Creation:
-        """Each record created unless its id exists (`records.create`'s condition), as the transactions do."""
+    def create_many(self, new_records: Sequence[NotificationRecord], budget: TimeBudget = UNBOUNDED) -> Creation:
+        """Each record created unless its id exists (`records.create`'s condition), as the transactions do:
+        100 to a request, each sent only if the budget allows it (what it stops is failed)."""
         created: set[str] = set()
         existing: dict[str, NotificationRecord] = {}
         failed: set[str] = set()
         with self._lock:
-            for record in new_records:
+            for position, record in enumerate(new_records):
+                if position % TRANSACTION_MAX_ITEMS == 0 and not budget.allows_call():
+                    failed.update(later.id for later in new_records[position:])
+                    break
                 item, condition = records.create(record)
                 current = self._items.get(record.id)
                 if not holds_all(current, condition):
@@ -86,12 +94,16 @@ class FakeStatusStore:
                     created.add(record.id)
         return Creation(created=frozenset(created), existing=existing, failed=frozenset(failed))
 
-    def create_fresh(self, new_records: Sequence[NotificationRecord]) -> Creation:
-        """Each record put unconditionally (`records.create_fresh`), as the batch writes do."""
+    def create_fresh(self, new_records: Sequence[NotificationRecord], budget: TimeBudget = UNBOUNDED) -> Creation:
+        """Each record put unconditionally (`records.create_fresh`), as the batch writes do: 25 to a request,
+        each sent only if the budget allows it (what it stops is failed)."""
         created: set[str] = set()
         failed: set[str] = set()
         with self._lock:
-            for record in new_records:
+            for position, record in enumerate(new_records):
+                if position % BATCH_WRITE_MAX_ITEMS == 0 and not budget.allows_call():
+                    failed.update(later.id for later in new_records[position:])
+                    break
                 if self._refuses_batch_write():
                     failed.add(record.id)
                 else:
@@ -109,6 +121,17 @@ class FakeStatusStore:
         with self._lock:
             if record.id in self._items and holds_all(self._items[record.id], records.delete_unqueued(record)):
                 del self._items[record.id]
+
+    def delete_unqueued_many(self, unqueued: Sequence[NotificationRecord], budget: TimeBudget = UNBOUNDED) -> list[str]:
+        """`delete_unqueued` for each record, in one request: the ids not taken back (all, the store down)."""
+        self.take_backs += 1
+        if self.unavailable:
+            return [record.id for record in unqueued]
+        with self._lock:
+            for record in unqueued:
+                if record.id in self._items and holds_all(self._items[record.id], records.delete_unqueued(record)):
+                    del self._items[record.id]
+        return []
 
     def claim(self, notification_id: str, owner: str, lease_seconds: float) -> Claim:
         self._check()
@@ -208,17 +231,24 @@ class FakeEnqueuer:
         self.sent.append((queue_url.removeprefix("fake://"), message.id, priority.value))
         return f"m-{len(self.sent)}"
 
-    def send_many(self, messages: Sequence[Outgoing]) -> list[Outgoing]:
-        """Queue each message, returning those refused (the adapter's contract: after its one retry)."""
+    def send_many(self, messages: Sequence[Outgoing], budget: TimeBudget = UNBOUNDED) -> list[Outgoing]:
+        """Queue each message, returning those refused (the adapter's contract: after its one retry). As the
+        adapter, it sends 10 to a request per queue, each only if the budget allows it, and stops there."""
         self.batches += 1
         refused = []
+        by_queue: dict[str, list[Outgoing]] = {}
         for outgoing in messages:
-            if self.unavailable or self.capacity == len(self.sent):
-                refused.append(outgoing)
-            else:
-                self.sent.append(
-                    (outgoing.queue_url.removeprefix("fake://"), outgoing.message.id, outgoing.priority.value)
-                )
+            by_queue.setdefault(outgoing.queue_url, []).append(outgoing)
+        stopped = False
+        for queued in by_queue.values():
+            for position, outgoing in enumerate(queued):
+                stopped = stopped or (position % SEND_BATCH_MAX_ENTRIES == 0 and not budget.allows_call())
+                if stopped or self.unavailable or self.capacity == len(self.sent):
+                    refused.append(outgoing)
+                else:
+                    self.sent.append(
+                        (outgoing.queue_url.removeprefix("fake://"), outgoing.message.id, outgoing.priority.value)
+                    )
         return refused
 
     def on(self, queue: str) -> list[str]:

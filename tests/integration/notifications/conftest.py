@@ -151,8 +151,8 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
         herald = Herald(
             stack=stack,
             env=env,
-            api=lambda event: handle(event, context("api", 10), api_deps),
-            api_as_deployed=lambda event: handle(event, context("api", 10), deployed_api_deps),
+            api=lambda event: handle(event, context("api", 25), api_deps),
+            api_as_deployed=lambda event: handle(event, context("api", 25), deployed_api_deps),
             sender=lambda event: handle_batch(event, context("sender", 60), sender),
             sender_with_time_left=lambda event, seconds: handle_batch(event, context("sender", seconds), sender),
             session=session,

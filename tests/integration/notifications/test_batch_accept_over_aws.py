@@ -89,7 +89,7 @@ class Rig:
         policy = AcceptPolicy(settings.enabled_channels, settings.webhook_allow_private_targets, 86_400)
         acceptor = NotificationAcceptor(self.store, SqsEnqueuer(urls, client=self.sqs), policy, ids=self.herald.ids)
         deps = Dependencies(settings, acceptor, self.store, probe=None)  # type: ignore[arg-type]
-        return handle(event, context("api", 10), deps)
+        return handle(event, context("api", 25), deps)
 
 
 def rig(herald: Herald) -> Rig:

@@ -67,7 +67,7 @@ def deliver_all(herald: Herald, env: dict[str, str], requests: list[dict[str, An
         load_settings(ApiSettings, env), dynamodb=herald.session.client("dynamodb"), sqs=herald.session.client("sqs")
     )
     for request in requests:
-        answer = handle(events.post_notification(request), context("api", 10), api)
+        answer = handle(events.post_notification(request), context("api", 25), api)
         assert answer["statusCode"] == 202, answer["body"]
     calls = AwsCallRecorder(herald.stack)
     session = calls.attach(_session("sender"))

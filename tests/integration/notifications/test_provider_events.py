@@ -75,7 +75,7 @@ class Receipts:
     def post(self, event: dict[str, Any], intake: ReceiptIntake | None = None) -> dict[str, Any]:
         """The API handler's route for one API Gateway event (the context is cleared after each)."""
         self.resolver.append_context(receipts=intake or self.intake)  # type: ignore[no-untyped-call]
-        return self.resolver.resolve(event, context("api", 10))
+        return self.resolver.resolve(event, context("api", 25))
 
     def sendgrid(self, events: list[dict[str, Any]], *, timestamp: int | None = None) -> dict[str, Any]:
         """The sample SendGrid request carrying `events`, signed with this test's verification key."""

@@ -79,11 +79,14 @@ def herald() -> FakeHerald:
         return Dependencies(chosen, acceptor, store, probe)  # type: ignore[arg-type]
 
     local, deployed = dependencies(allow_private=True), dependencies(allow_private=False)
-    context = LambdaContext.for_invocation("api", "arn:aws:lambda:us-east-1:123456789012:function:api", 512, 10)
+
+    def context() -> LambdaContext:  # a fresh invocation each call, with ApiFunction's Timeout (25 s)
+        return LambdaContext.for_invocation("api", "arn:aws:lambda:us-east-1:123456789012:function:api", 512, 25)
+
     return FakeHerald(
         store=store,
         enqueuer=enqueuer,
         probe=probe,
-        api=lambda event: handle(event, context, local),  # type: ignore[arg-type]
-        api_as_deployed=lambda event: handle(event, context, deployed),  # type: ignore[arg-type]
+        api=lambda event: handle(event, context(), local),  # type: ignore[arg-type]
+        api_as_deployed=lambda event: handle(event, context(), deployed),  # type: ignore[arg-type]
     )
