@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 READY_LINE = "Herald is ready"
 WEBHOOK_SECRET = "WebhookSigningSecret"  # the template's secret holding the webhook signing key
+DEFAULT_CLIENT_KEY = "HeraldApiApiKey"  # the template's key of the default client (settings.api_key)
+ADMIN_KEY = "AdminApiKey"  # the template's operator key (settings.admin_api_key)
 LOCAL_ONLY_ENVIRONMENT = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # webhooks to 127.0.0.1 sandboxes
 
 logger = get_logger("runtime")
@@ -104,6 +106,22 @@ class Runtime:
         return self.moto.url
 
     @property
+    def api_key_id(self) -> str:
+        """Id of the default client's key (``HeraldApiApiKey``) in the embedded AWS: its requests' ``apiKeyId``."""
+        return self._key_id(DEFAULT_CLIENT_KEY)
+
+    @property
+    def admin_api_key_id(self) -> str:
+        """Id of the operator's key (``AdminApiKey``) in the embedded AWS."""
+        return self._key_id(ADMIN_KEY)
+
+    def _key_id(self, logical_id: str) -> str:
+        key_id = self.provisioned.api_keys.get(logical_id)
+        if key_id is None:
+            raise RuntimeError(f"{logical_id} is not in the embedded AWS: start the runtime first")
+        return key_id
+
+    @property
     def environment(self) -> dict[str, str]:
         """What the functions see on top of the process environment (template variables + local settings)."""
         return {
@@ -141,7 +159,12 @@ class Runtime:
         # The ready client signs with the known local secret, stored as the template's secret holds it.
         webhook_key = {"key": settings.webhook_signing_secret.removeprefix("whsec_")}
         self.provisioned = provision(
-            stack, self.clients, settings.resource_prefix, secret_values={WEBHOOK_SECRET: json.dumps(webhook_key)}
+            stack,
+            self.clients,
+            settings.resource_prefix,
+            secret_values={WEBHOOK_SECRET: json.dumps(webhook_key)},
+            # The documented keys, held by the embedded AWS like any key the admin function creates.
+            api_key_values={DEFAULT_CLIENT_KEY: settings.api_key, ADMIN_KEY: settings.admin_api_key},
         )
         self.functions = load_functions(stack, self._handlers, settings.function_concurrency)
         self._apply_environment(self.environment)
@@ -150,8 +173,7 @@ class Runtime:
         gateway = ApiGateway.from_stack(
             stack,
             {function.arn: function.invoke for function in self.functions.values()},
-            api_key=settings.api_key,
-            admin_api_key=settings.admin_api_key,
+            self.clients.client("apigateway"),
             port=settings.api_port,
         )
         self.api_server = ApiServer(gateway, settings.api_port).start()

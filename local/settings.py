@@ -6,21 +6,25 @@ Variable                   Default           Meaning
 HERALD_API_PORT            3000              Port of the emulated API Gateway on 127.0.0.1
 HERALD_AWS_PORT            4566              Port of the embedded AWS (moto's server) on 127.0.0.1
 HERALD_SANDBOX_PORT        4010              Port of the sandbox providers (SendGrid, Twilio, FCM) on 127.0.0.1
-HERALD_API_KEY             local-dev-key     The API key clients send in ``x-api-key``
-HERALD_ADMIN_API_KEY       local-admin-key   The admin API key (also a valid API key; the handler checks admin)
+HERALD_API_KEY             local-dev-key     The default client's key (HeraldApiApiKey), sent in ``x-api-key``
+HERALD_ADMIN_API_KEY       local-admin-key   The admin key (only /admin/* routes take it)
 WEBHOOK_SIGNING_SECRET     (the local one)   The ready client's ``whsec_`` secret: webhooks are signed with it, and
                                              the example receiver checks it (stored in the embedded Secrets Manager)
 HERALD_POLLERS_PER_QUEUE   1                 Concurrent pollers per SQS event source mapping
 HERALD_FUNCTION_CONCURRENCY 1                Concurrent invocations per function (1 = one execution environment,
                                              needed while handlers keep per-invocation state at module level)
 HERALD_POLL_WAIT_SECONDS   1                 SQS long-poll wait of each poller receive (0-20); bounds shutdown time
-HERALD_RESOURCE_PREFIX     herald-local      Prefix of local physical names: ``<prefix>-<LogicalId>``
+HERALD_RESOURCE_PREFIX     herald-local      Prefix of local physical names: ``<prefix>-<LogicalId>`` (unless
+                                             the template names the resource)
 HERALD_REGION              us-east-1         Region of the embedded AWS and of every ARN
 HERALD_LOG_LEVEL_RUNTIME   INFO              Log level of the runtime's own logs (handlers use POWERTOOLS_LOG_LEVEL)
 HERALD_<PARAMETER>         template default  Any template parameter, e.g. HERALD_MAX_RECEIVE_COUNT,
                                              HERALD_SENDER_BATCH_SIZE, HERALD_API_THROTTLE_RATE_LIMIT
                                              (see ``local.aws.template.parameter_env_name``)
 ========================== ================= ===============================================================
+
+Both keys are created in the embedded AWS (API Gateway keys on the usage plan), beside any key the admin API
+creates; a value shorter than API Gateway's 20 characters is stored padded (``local.apigateway.keys``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import TypeAdapter, ValidationError
 
+from api import http
 from api.errors import error_body, error_response, item_error, json_response
 from api.openapi import openapi_document
 from api.receipts import router as receipts_router
@@ -20,11 +20,10 @@ from notifications.accept import ItemAccepted, NotificationAcceptor
 from notifications.accept_settings import build_acceptor
 from notifications.budget import TimeBudget
 from notifications.errors import (
+    Forbidden,
     HeraldError,
     InvalidRequest,
-    MalformedJson,
     NotificationNotFound,
-    UnsupportedMediaType,
 )
 from notifications.health import DependencyProbe, mode_of
 from notifications.models import IdempotencyKey, NotificationRequest, NotificationView
@@ -249,29 +248,20 @@ def _batch_response(outcome: BatchOutcome) -> Response[str]:
 
 
 def _json_object(max_bytes: int) -> dict[str, Any]:
-    """The request's JSON object: 415 unless JSON, 413 over `max_bytes`, 400 unless valid, 422 unless an object."""
-    event = app.current_event
-    content_type = (event.headers.get("content-type") or event.headers.get("Content-Type") or "").lower()
-    if content_type.split(";", 1)[0].strip() != "application/json":
-        raise UnsupportedMediaType("send the request body as JSON with Content-Type: application/json")
-    try:
-        raw = event.decoded_body or ""
-    except (UnicodeDecodeError, binascii.Error) as error:
-        raise MalformedJson("the request body is not UTF-8 text") from error
-    return requests.json_object(raw, max_bytes)
+    return http.json_object(app, max_bytes)
 
 
 def _header(name: str) -> str | None:
-    for key, value in app.current_event.headers.items():
-        if key.lower() == name:
-            return str(value)
-    return None
+    return http.header(app, name)
 
 
 def _caller_scope() -> str:
-    """Idempotency keys are per caller: API Gateway's API key id (locally the runtime sets one)."""
-    identity = app.current_event.request_context.identity
-    return identity.api_key_id or identity.api_key or "anonymous"
+    """Idempotency keys and notifications are per client: the caller's API key id. The admin key manages
+    clients and sends nothing (403)."""
+    scope = http.caller_key_id(app)
+    if scope == _deps().settings.admin_client_id:
+        raise Forbidden("the admin key manages clients and sends nothing: use a client's API key")
+    return scope
 
 
 # ---------------------------------------------------------------------- entry point

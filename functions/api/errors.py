@@ -7,8 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from notifications.clients import ClientConflict, ClientNotFound
 from notifications.errors import (
     DependencyUnavailable,
+    Forbidden,
     HeraldError,
     IdempotencyConflict,
     InvalidRequest,
@@ -21,8 +23,11 @@ from notifications.requests import item_details
 
 STATUS_BY_ERROR: dict[type[HeraldError], int] = {
     MalformedJson: 400,
+    Forbidden: 403,
     NotificationNotFound: 404,
+    ClientNotFound: 404,
     IdempotencyConflict: 409,
+    ClientConflict: 409,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     InvalidRequest: 422,

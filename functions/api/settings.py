@@ -23,4 +23,6 @@ class ApiSettings(AcceptSettings):
     # the signatures are checked with.
     provider_events_queue_url: str = Field(default="", alias="PROVIDER_EVENTS_QUEUE_URL")
     sendgrid_event_public_key: str = Field(default="", alias="SENDGRID_EVENT_PUBLIC_KEY")  # base64 DER, ECDSA P-256
+    # The admin key's id: it manages clients (the admin function) and may not send notifications here.
+    admin_client_id: str = Field(default="", alias="ADMIN_CLIENT_ID")
     receipt_tolerance_seconds: int = Field(default=300, alias="RECEIPT_TOLERANCE_SECONDS", ge=30, le=3600)

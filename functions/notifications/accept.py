@@ -24,6 +24,7 @@ from notifications.errors import (
 )
 from notifications.ids import new_id
 from notifications.models import (
+    ERASABLE_ADDRESSES,
     AcceptedView,
     Channel,
     HistoryEntry,
@@ -235,6 +236,11 @@ class NotificationAcceptor:
             metadata=request.metadata,
             idempotency_key=key,
             client=scope,
+            **{
+                f"{kind}_hash": self._ids.for_address(kind, address)
+                for kind in ERASABLE_ADDRESSES
+                if (address := getattr(request.recipient, kind)) is not None
+            },
             fingerprint=request.fingerprint(),
             queue=queue_name,
             created_at=iso(now),

@@ -8,6 +8,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
@@ -45,6 +46,8 @@ def client(service: Literal["sqs"], *, probe: bool = False, api: bool = False) -
 def client(service: Literal["sesv2"], *, probe: bool = False, api: bool = False) -> SESV2Client: ...
 @overload
 def client(service: Literal["sns"], *, probe: bool = False, api: bool = False) -> SNSClient: ...
+@overload
+def client(service: Literal["apigateway"], *, probe: bool = False, api: bool = False) -> APIGatewayClient: ...
 @overload
 def client(service: Literal["secretsmanager"], *, probe: bool = False, api: bool = False) -> SecretsManagerClient: ...
 def client(service: str, *, probe: bool = False, api: bool = False) -> Any:

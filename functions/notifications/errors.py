@@ -38,6 +38,12 @@ class NotificationNotFound(HeraldError):
     code = "not_found"
 
 
+class Forbidden(HeraldError):
+    """A valid key that may not do this (a client's key on an admin route, the admin key sending)."""
+
+    code = "forbidden"
+
+
 class IdempotencyConflict(HeraldError):
     """The idempotency key was used before with a different request."""
 

@@ -61,5 +61,11 @@ class KeyedIds:
         digest[8] = (digest[8] & 0x3F) | 0x80  # variant 10 (RFC 9562)
         return str(uuid.UUID(bytes=bytes(digest)))
 
+    def for_address(self, kind: str, address: str) -> str:
+        """The keyed hash a recipient's address is indexed by for erasure (`kind`: email, phone, device_token);
+        email addresses compare case-insensitively. Nobody without the server key can tell whose it is."""
+        normalized = address.strip().lower() if kind == "email" else address.strip()
+        return hmac.new(self._key, f"recipient\n{kind}\n{normalized}".encode(), hashlib.sha256).hexdigest()
+
     def __repr__(self) -> str:
         return "KeyedIds(<secret>)"

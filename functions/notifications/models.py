@@ -64,6 +64,10 @@ RECIPIENT_FIELD: dict[Channel, str] = {
     Channel.WEBHOOK: "webhook_url",
 }
 
+# The recipient's addresses that are personal data: each is indexed by a keyed hash, for erasure by recipient.
+# (A webhook URL is the client's own endpoint, not a person's address.)
+ERASABLE_ADDRESSES = ("email", "phone", "device_token")
+
 MAX_BODY_CHARS = 10_000
 MAX_SUBJECT_CHARS = 998  # RFC 5322 line limit
 MAX_METADATA_ENTRIES = 20
@@ -276,6 +280,11 @@ class NotificationRecord(BaseModel):
     # The client that created it (its API key id): only that client can read it. None: made before
     # records had owners, and readable by no client.
     client: str | None = None
+    # Keyed hashes of the recipient's addresses (`KeyedIds.for_address`), each the key of a sparse index that
+    # erasure by recipient reads (`notifications.erasure`); never shown.
+    email_hash: str | None = None
+    phone_hash: str | None = None
+    device_token_hash: str | None = None
     fingerprint: str
     queue: str
     attempts: int = 0

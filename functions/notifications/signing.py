@@ -6,6 +6,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,11 +47,59 @@ def secret_of(stored: Mapping[str, Any]) -> str:
     return secret
 
 
+NEW_KEY_BYTES = 32
+DEFAULT_GRACE_SECONDS = 24 * 3600  # how long webhooks carry the previous key's signature after a rotation
+
+
+@dataclass(frozen=True)
+class SigningKeys:
+    """A client's `whsec_` secrets: the current one, and during a rotation's grace period the previous one."""
+
+    current: str
+    previous: str | None = None
+    previous_until: float | None = None  # epoch seconds; the previous secret signs until then
+
+    def active(self, now: float) -> list[str]:
+        """The secrets a webhook sent at `now` is signed with: the previous (while in its grace period), then the
+        current."""
+        if self.previous is not None and self.previous_until is not None and now < self.previous_until:
+            return [self.previous, self.current]
+        return [self.current]
+
+
+def keys_of(stored: Mapping[str, Any]) -> SigningKeys:
+    """A client's keys from its Secrets Manager value `{"key", "previous_key"?, "previous_until"?}` (checked)."""
+    current = secret_of(stored)
+    previous_key, until = stored.get("previous_key"), stored.get("previous_until")
+    if previous_key is None:
+        return SigningKeys(current)
+    if not isinstance(until, int | float) or isinstance(until, bool):
+        raise InvalidSecret("a rotated webhook signing secret must say until when the previous key signs")
+    return SigningKeys(current, secret_of({"key": previous_key}), float(until))
+
+
+def new_secret_value() -> dict[str, Any]:
+    """A fresh client key as Secrets Manager keeps it: `{"key": "<base64 of 32 random bytes>"}`."""
+    return {"key": base64.b64encode(secrets.token_bytes(NEW_KEY_BYTES)).decode()}
+
+
+def rotated(stored: Mapping[str, Any], *, now: float, grace_seconds: int) -> dict[str, Any]:
+    """The value after a rotation at `now`: a new key, the current one kept as `previous_key` for `grace_seconds`
+    (a previous key of an earlier rotation is dropped: one rotation at a time)."""
+    secret_of(stored)  # only a valid key is kept as the previous one
+    return {**new_secret_value(), "previous_key": stored["key"], "previous_until": int(now + grace_seconds)}
+
+
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` header value for one delivery."""
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(decode_secret(secret), signed, hashlib.sha256).digest()
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
+
+
+def signature_header(keys: SigningKeys, message_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header: one `v1,<sig>` per active secret, space-separated (Standard Webhooks)."""
+    return " ".join(sign(secret, message_id, timestamp, body) for secret in keys.active(timestamp))
 
 
 def verify(

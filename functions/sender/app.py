@@ -12,7 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from pydantic import ValidationError
 
-from notifications import aws, signing
+from notifications import aws
+from notifications.clients import ClientSigningKeys
 from notifications.delivery import Deliverer, DeliveryPolicy, DeliveryResult, Outcome
 from notifications.errors import DependencyUnavailable
 from notifications.failures import delivery_classifier
@@ -139,7 +140,7 @@ def default_providers(
     clients = clients or ProviderClients()
     secrets = ProviderSecrets(settings.secrets_max_age_seconds, client=clients.secretsmanager)
     webhook = WebhookProvider(
-        signing.secret_of(secrets.json(settings.webhook_signing_secret_name)()),
+        ClientSigningKeys(secrets, settings.default_client_id, max_age_seconds=settings.client_key_max_age_seconds),
         allow_private_targets=settings.webhook_allow_private_targets,
         allowed_ports=settings.webhook_allowed_ports,
         timeout_seconds=settings.webhook_timeout_seconds,

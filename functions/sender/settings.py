@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
+from notifications.clients import CLIENT_KEY_SECONDS
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
 from notifications.settings import WebhookPorts, channel_set
@@ -27,8 +28,13 @@ class SenderSettings(ProviderSettings):
     enabled_channels: Annotated[frozenset[Channel], BeforeValidator(channel_set)] = Field(alias="ENABLED_CHANNELS")
     # SES events (delivery, bounce, complaint) are published through this configuration set.
     ses_configuration_set: str = Field(default="", alias="SES_CONFIGURATION_SET")
-    # Secrets Manager name of the webhook signing key, {"key": "<base64>"}; the secret is whsec_ + key.
-    webhook_signing_secret_name: str = Field(alias="WEBHOOK_SIGNING_SECRET_NAME", min_length=1)
+    # Each client's webhook signing key is at herald-clients/<client id>/webhook-signing
+    # (`notifications.clients`); a record made before records had owners is signed with this client's.
+    default_client_id: str = Field(alias="DEFAULT_CLIENT_ID", min_length=1)
+    # How long a client's signing key is kept before it is read again: a rotation is in use within this.
+    client_key_max_age_seconds: int = Field(
+        default=CLIENT_KEY_SECONDS, alias="CLIENT_KEY_MAX_AGE_SECONDS", ge=0, le=CLIENT_KEY_SECONDS
+    )
     webhook_allow_private_targets: bool = Field(default=False, alias="WEBHOOK_ALLOW_PRIVATE_TARGETS")
     # Webhook ports besides 443 that may be called (any, when private targets are allowed: locally).
     webhook_allowed_ports: WebhookPorts = Field(default=frozenset({443}), alias="WEBHOOK_ALLOWED_PORTS")

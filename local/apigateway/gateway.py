@@ -1,5 +1,8 @@
 """The REST API as API Gateway serves it: routes, API keys, usage plan, gateway responses, Lambda proxy.
 
+API keys are those on the usage plan in the embedded AWS (:mod:`~local.apigateway.keys`), so a key created or
+revoked at run time with boto3 is honoured or refused within about a second, as in API Gateway.
+
 :class:`ApiGateway` turns one :class:`~local.apigateway.proxy_event.HttpRequest` into an HTTP response;
 :class:`ApiServer` serves it over HTTP on 127.0.0.1 in a background thread, and screens each request first:
 only loopback ``Host`` names (:mod:`~local.apigateway.hosts`), unambiguous framing and bodies within the payload
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from local.apigateway.framing import Framing, check_header_section, framing_of, read_body
 from local.apigateway.gateway_responses import GatewayResponses
 from local.apigateway.hosts import LOOPBACK_HOSTS, admit_host
+from local.apigateway.keys import ApiKeyDirectory, ApiKeyLookupError
 from local.apigateway.proxy_event import ApiContext, HttpRequest, MalformedResponseError, build_event, parse_response
 from local.apigateway.refusals import BodyTooLargeError, RequestRefusedError
 from local.apigateway.routes import Route, RouteTable, routes_from_body
@@ -31,13 +35,14 @@ from local.aws.provision import local_id
 from local.logs import get_logger
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+
     from local.aws.template import Stack
 
 Invoke = Callable[[dict[str, Any]], Any]
 """Invoke a function with an event and return its response (e.g. ``LocalFunction.invoke``)."""
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST API payload limit (10 MiB)
-ADMIN_KEY_LOGICAL_ID = "LocalAdminApiKey"  # the admin key is not in the template; it gets a local key id
 INTERNAL_ERROR_BODY = b'{"message": "Internal server error"}'
 READ_TIMEOUT_SECONDS = 5.0  # how long a client may leave a connection idle, mid-request or between requests
 _DISCARD_LIMIT = 8 * MAX_PAYLOAD_BYTES  # at most this much of a refused body is read (and dropped) before closing
@@ -59,7 +64,7 @@ class ApiGateway:
     routes: RouteTable
     responses: GatewayResponses
     functions: Mapping[str, Invoke]  # function ARN -> invoke
-    api_keys: Mapping[str, str]  # key value -> key id
+    api_keys: ApiKeyDirectory | None  # the usage plan's keys; None when the API has no usage plan (no key passes)
     api_id: str
     stage: str
     account_id: str
@@ -73,9 +78,28 @@ class ApiGateway:
 
     @classmethod
     def from_stack(
-        cls, stack: Stack, functions: Mapping[str, Invoke], api_key: str, admin_api_key: str, port: int = 3000
+        cls,
+        stack: Stack,
+        functions: Mapping[str, Invoke],
+        apigateway: APIGatewayClient,
+        port: int = 3000,
+        key_clock: Callable[[], float] = time.monotonic,
     ) -> ApiGateway:
-        """The template's only ``AWS::ApiGateway::RestApi`` with its stage, usage plan and key."""
+        """The template's only ``AWS::ApiGateway::RestApi`` with its stage and usage plan.
+
+        Parameters
+        ----------
+        stack : Stack
+            The template, provisioned: its usage plan must exist in the embedded AWS (its physical id known).
+        functions : Mapping[str, Invoke]
+            Function ARN -> invoke, for the routes' Lambda proxy integrations.
+        apigateway : APIGatewayClient
+            A client of the embedded AWS's API Gateway, where the API keys and the usage plan live.
+        port : int
+            The port the API is served on (it appears in the events' headers).
+        key_clock : Callable[[], float]
+            The clock of the key directory's cache (see :class:`~local.apigateway.keys.ApiKeyDirectory`).
+        """
         apis = stack.of_type("AWS::ApiGateway::RestApi")
         if len(apis) != 1:
             raise ValueError(f"the local runtime serves exactly one REST API; the template has {len(apis)}")
@@ -84,20 +108,19 @@ class ApiGateway:
         if not isinstance(body, dict):
             raise ValueError(f"{api_logical_id}: only an inline swagger Body is supported locally")
         stage = _stage_of(stack, api_logical_id)
-        plan = _usage_plan_of(stack, api_logical_id)
+        plan_logical_id, plan = _usage_plan_of(stack, api_logical_id)
         throttle = plan.get("Throttle")
         quota = plan.get("Quota")
-        key_ids = list(stack.of_type("AWS::ApiGateway::ApiKey"))
+        api_keys = None
+        if plan_logical_id is not None:
+            if plan_logical_id not in stack.physical_ids:
+                raise ValueError(f"{plan_logical_id} is not in the embedded AWS: provision the stack first")
+            api_keys = ApiKeyDirectory(apigateway, stack.physical_ids[plan_logical_id], clock=key_clock)
         return cls(
             routes=RouteTable(tuple(routes_from_body(body, stack))),
             responses=GatewayResponses.from_body(body),
             functions=functions,
-            api_keys={
-                api_key: stack.physical_ids.get(key_ids[0], local_id(stack, key_ids[0]))
-                if key_ids
-                else local_id(stack, "LocalApiKey"),
-                admin_api_key: local_id(stack, ADMIN_KEY_LOGICAL_ID),
-            },
+            api_keys=api_keys,
             api_id=stack.physical_ids.get(api_logical_id, local_id(stack, api_logical_id)),
             stage=str(stage.get("StageName", "local")),
             account_id=stack.account_id,
@@ -130,10 +153,13 @@ class ApiGateway:
         if isinstance(rejection, HttpResponse):
             return rejection, None
         route, path_parameters = rejection
-        refusal = self._check_key(route, request)
-        if refusal is not None:
-            return refusal, route.resource_path
-        return self._integrate(request, route, path_parameters), route.resource_path
+        api_key_id = None
+        if route.api_key_required:
+            refusal_or_id = self._check_key(request)
+            if isinstance(refusal_or_id, HttpResponse):
+                return refusal_or_id, route.resource_path
+            api_key_id = refusal_or_id
+        return self._integrate(request, route, path_parameters, api_key_id), route.resource_path
 
     def _gate(self, request: HttpRequest) -> HttpResponse | tuple[Route, dict[str, str]]:
         """Size and routing checks: a gateway response, or the route and its path parameters."""
@@ -142,26 +168,31 @@ class ApiGateway:
         found = self.routes.find(request.method, request.path)
         return self._gateway("MISSING_AUTHENTICATION_TOKEN", request) if found is None else found
 
-    def _check_key(self, route: Route, request: HttpRequest) -> HttpResponse | None:
-        """API key, then usage plan throttle and quota, for routes that require a key."""
-        if not route.api_key_required:
-            return None
+    def _check_key(self, request: HttpRequest) -> HttpResponse | str:
+        """API key, then usage plan throttle and quota (per key): a gateway response, or the key's id."""
         api_key = request.header("x-api-key")
-        if api_key is None or api_key not in self.api_keys:
+        try:
+            key_id = self.api_keys.key_id(api_key) if api_key and self.api_keys is not None else None
+        except ApiKeyLookupError:  # unknown whether the key is valid: neither take it nor call it invalid
+            logger.exception("api key check failed", extra={"request_id": request.request_id})
+            headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", request.request_id)]
+            return HttpResponse(500, headers, INTERNAL_ERROR_BODY)
+        if key_id is None:
             return self._gateway("API_KEY", request)
-        if self.throttle is not None and not self.throttle.allow(api_key):
+        if self.throttle is not None and not self.throttle.allow(key_id):
             return self._gateway("THROTTLED", request)
-        if self.quota is not None and not self.quota.allow(api_key):
+        if self.quota is not None and not self.quota.allow(key_id):
             return self._gateway("QUOTA_EXCEEDED", request)
-        return None
+        return key_id
 
-    def _integrate(self, request: HttpRequest, route: Route, path_parameters: dict[str, str]) -> HttpResponse:
+    def _integrate(
+        self, request: HttpRequest, route: Route, path_parameters: dict[str, str], api_key_id: str | None
+    ) -> HttpResponse:
         """Invoke the route's function with the proxy event and map its response (502 when it fails)."""
         invoke = self.functions.get(route.function_arn)
         if invoke is None:
             logger.error("no function for route", extra={"resource": route.resource_path})
             return self._internal_error(request)
-        api_key = request.header("x-api-key") if route.api_key_required else None
         context = ApiContext(
             api_id=self.api_id,
             stage=self.stage,
@@ -170,8 +201,8 @@ class ApiGateway:
             resource_path=route.resource_path,
             path_parameters=path_parameters,
             stage_variables=self.stage_variables,
-            api_key=api_key,
-            api_key_id=self.api_keys.get(api_key) if api_key else None,
+            api_key=request.header("x-api-key") if route.api_key_required else None,
+            api_key_id=api_key_id,
             binary_media_types=self.binary_media_types,
         )
         log_fields = {"request_id": request.request_id, "resource": route.resource_path}
@@ -216,12 +247,13 @@ def _stage_of(stack: Stack, api_logical_id: str) -> dict[str, Any]:
     return {}
 
 
-def _usage_plan_of(stack: Stack, api_logical_id: str) -> dict[str, Any]:
-    for properties in stack.of_type("AWS::ApiGateway::UsagePlan").values():
+def _usage_plan_of(stack: Stack, api_logical_id: str) -> tuple[str | None, dict[str, Any]]:
+    """The logical id and resolved properties of the usage plan with a stage of the API (None, {} if none)."""
+    for logical_id, properties in stack.of_type("AWS::ApiGateway::UsagePlan").items():
         if any(stage.get("ApiId") == {"Ref": api_logical_id} for stage in properties.get("ApiStages", [])):
             resolved: dict[str, Any] = stack.resolve(properties)
-            return resolved
-    return {}
+            return logical_id, resolved
+    return None, {}
 
 
 # ---------------------------------------------------------------------- HTTP server

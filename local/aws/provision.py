@@ -1,9 +1,11 @@
-"""Create the template's queues, tables and SES identity in the embedded AWS, and name everything else.
+"""Create the template's queues, tables, API keys, usage plans, secrets and SES identity in the embedded AWS.
 
-Resources the embedded AWS holds (``AWS::SQS::Queue``, ``AWS::DynamoDB::Table``) are created with
-boto3 calls from their template properties, dependencies first (a dead-letter queue before the
-queues that redrive to it). Resources the runtime itself plays (functions, the REST API, its stage,
-key and usage plan) only get local physical ids and ARNs, so every ``Ref``/``GetAtt`` resolves.
+Resources the embedded AWS holds (``AWS::SQS::Queue``, ``AWS::DynamoDB::Table``, ``AWS::ApiGateway::ApiKey``,
+``AWS::ApiGateway::UsagePlan``, ``AWS::ApiGateway::UsagePlanKey``, ``AWS::SecretsManager::Secret``) are
+created with boto3 calls from their template properties, dependencies first (a dead-letter queue before the
+queues that redrive to it, a key before the secret named after it), so their physical ids are the embedded
+AWS's own. Resources the runtime itself plays (functions, the REST API and its stage) only get local
+physical ids and ARNs, so every ``Ref``/``GetAtt`` resolves.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from local.apigateway.keys import stored_key_value
 from local.lambda_.handlers import function_arn, function_name
 from local.logs import get_logger
 
@@ -29,6 +32,12 @@ logger = get_logger("provision")
 QUEUE_TYPE = "AWS::SQS::Queue"
 TABLE_TYPE = "AWS::DynamoDB::Table"
 SECRET_TYPE = "AWS::SecretsManager::Secret"
+API_KEY_TYPE = "AWS::ApiGateway::ApiKey"
+USAGE_PLAN_TYPE = "AWS::ApiGateway::UsagePlan"
+USAGE_PLAN_KEY_TYPE = "AWS::ApiGateway::UsagePlanKey"
+_API_GATEWAY_TYPES = frozenset({API_KEY_TYPE, USAGE_PLAN_TYPE, USAGE_PLAN_KEY_TYPE})
+_CREATED_TYPES = frozenset({QUEUE_TYPE, TABLE_TYPE, SECRET_TYPE}) | _API_GATEWAY_TYPES
+GENERATED_KEY_LENGTH = 40  # the length of a key value API Gateway generates
 SENDER_EMAIL_PARAMETER = "SenderEmail"  # the SES identity email is sent from; verified locally
 
 # CloudFormation queue properties that are SQS queue attributes under the same name.
@@ -62,14 +71,22 @@ _TABLE_PASSTHROUGH = (
 )
 _TABLE_OTHER = ("TableName", "Tags", "SSESpecification", "TimeToLiveSpecification", "PointInTimeRecoverySpecification")
 
+# StageKeys and ApiStages name the REST API, which the runtime emulates instead of creating: left out on purpose.
+_API_KEY_PROPERTIES = (
+    "CustomerId", "Description", "Enabled", "GenerateDistinctId", "Name", "StageKeys", "Tags", "Value",
+)  # fmt: skip
+_USAGE_PLAN_PROPERTIES = ("ApiStages", "Description", "Quota", "Tags", "Throttle", "UsagePlanName")
+
 
 @dataclass
 class Provisioned:
-    """What was created: logical id -> queue URL, and logical id -> table name."""
+    """What was created, each by logical id."""
 
-    queues: dict[str, str] = field(default_factory=dict)
-    tables: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)  # logical id -> queue URL
+    tables: dict[str, str] = field(default_factory=dict)  # logical id -> table name
     secrets: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    api_keys: dict[str, str] = field(default_factory=dict)  # logical id -> key id
+    usage_plans: dict[str, str] = field(default_factory=dict)  # logical id -> usage plan id
     email_identities: list[str] = field(default_factory=list)
 
 
@@ -100,7 +117,7 @@ def name_emulated_resources(stack: Stack) -> None:
             name = f"/aws/herald-local/{stack.stack_name}-{logical_id}"
             stack.physical_ids[logical_id] = name
             stack.arns[logical_id] = f"arn:aws:logs:{stack.region}:{stack.account_id}:log-group:{name}:*"
-        elif resource_type not in {QUEUE_TYPE, TABLE_TYPE, SECRET_TYPE}:
+        elif resource_type not in _CREATED_TYPES:
             stack.physical_ids.setdefault(logical_id, local_id(stack, logical_id))
 
 
@@ -224,15 +241,32 @@ def table_request(stack: Stack, logical_id: str, prefix: str) -> dict[str, Any]:
     return request
 
 
-def provision(stack: Stack, clients: Any, prefix: str, secret_values: Mapping[str, str] | None = None) -> Provisioned:
-    """Create every queue, table and secret of ``stack`` and verify the sender's SES identity.
+def provision(
+    stack: Stack,
+    clients: Any,
+    prefix: str,
+    secret_values: Mapping[str, str] | None = None,
+    api_key_values: Mapping[str, str] | None = None,
+) -> Provisioned:
+    """Create every queue, table, API key, usage plan and secret of ``stack`` and verify the sender's SES identity.
 
     ``clients`` is a ``boto3.Session`` (or anything with ``.client(name)``) pointed at the embedded AWS.
-    Fills ``stack.physical_ids`` (queue URL, table name, secret ARN) and ``stack.arns`` as it goes. A
-    secret gets its ``secret_values`` entry (the local runtime's known webhook key), else its template
-    ``SecretString``, else a value made as ``GenerateSecretString`` describes.
+    Fills ``stack.physical_ids`` (queue URL, table name, key id, usage plan id, secret ARN) and ``stack.arns``
+    as it goes. A secret gets its ``secret_values`` entry (the local runtime's known webhook key), else its
+    template ``SecretString``, else a value made as ``GenerateSecretString`` describes; it is named by its
+    template ``Name``, else ``<prefix>-<LogicalId>``. An API key gets its ``api_key_values`` entry (the local
+    runtime's documented keys), else its template ``Value``, else a generated 40-character value.
+
+    Raises
+    ------
+    ValueError
+        ``api_key_values`` names a resource that is not an ``AWS::ApiGateway::ApiKey`` of the template.
     """
     name_emulated_resources(stack)
+    key_values = dict(api_key_values or {})
+    unknown = sorted(set(key_values) - set(stack.of_type(API_KEY_TYPE)))
+    if unknown:
+        raise ValueError(f"api_key_values names {', '.join(unknown)}: not an {API_KEY_TYPE} of the template")
     sqs = clients.client("sqs")
     dynamodb = clients.client("dynamodb")
     provisioned = Provisioned()
@@ -246,10 +280,12 @@ def provision(stack: Stack, clients: Any, prefix: str, secret_values: Mapping[st
             _create_table(stack, dynamodb, logical_id, prefix)
             provisioned.tables[logical_id] = stack.physical_ids[logical_id]
         logger.info("created", extra={"resource": logical_id, "physical_id": stack.physical_ids[logical_id]})
-    for logical_id in sorted(stack.of_type(SECRET_TYPE)):
+    _create_api_gateway_resources(stack, clients.client("apigateway"), prefix, key_values, provisioned)
+    for logical_id in creation_order(stack, {SECRET_TYPE}):  # after the keys: a secret's Name may name one
         secrets = clients.client("secretsmanager")
         value = (secret_values or {}).get(logical_id) or secret_string(stack, logical_id)
-        arn = secrets.create_secret(Name=f"{prefix}-{logical_id}", SecretString=value)["ARN"]
+        name = stack.resolve(stack.resources[logical_id].get("Properties", {}).get("Name")) or f"{prefix}-{logical_id}"
+        arn = secrets.create_secret(Name=str(name), SecretString=value)["ARN"]
         stack.physical_ids[logical_id] = stack.arns[logical_id] = provisioned.secrets[logical_id] = arn
         logger.info("created", extra={"resource": logical_id})
     sender = stack.parameters.get(SENDER_EMAIL_PARAMETER)
@@ -257,6 +293,91 @@ def provision(stack: Stack, clients: Any, prefix: str, secret_values: Mapping[st
         clients.client("sesv2").create_email_identity(EmailIdentity=sender)
         provisioned.email_identities.append(sender)
     return provisioned
+
+
+def _create_api_gateway_resources(
+    stack: Stack, apigateway: Any, prefix: str, key_values: Mapping[str, str], provisioned: Provisioned
+) -> None:
+    """The API keys, usage plans and usage plan keys, each after what it references (a key before its plan key)."""
+    for logical_id in creation_order(stack, set(_API_GATEWAY_TYPES)):
+        resource_type = stack.resources[logical_id]["Type"]
+        if resource_type == API_KEY_TYPE:
+            request = api_key_request(stack, logical_id, prefix, key_values.get(logical_id))
+            physical_id = provisioned.api_keys[logical_id] = apigateway.create_api_key(**request)["id"]
+        elif resource_type == USAGE_PLAN_TYPE:
+            request = usage_plan_request(stack, logical_id, prefix)
+            physical_id = provisioned.usage_plans[logical_id] = apigateway.create_usage_plan(**request)["id"]
+        else:
+            properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+            physical_id = apigateway.create_usage_plan_key(
+                usagePlanId=str(properties["UsagePlanId"]),
+                keyId=str(properties["KeyId"]),
+                keyType=str(properties.get("KeyType", "API_KEY")),
+            )["id"]
+        stack.physical_ids[logical_id] = physical_id
+        logger.info("created", extra={"resource": logical_id, "physical_id": physical_id})
+
+
+def api_key_request(stack: Stack, logical_id: str, prefix: str, value: str | None = None) -> dict[str, Any]:
+    """The ``apigateway.create_api_key`` arguments for one ``AWS::ApiGateway::ApiKey`` (references resolved).
+
+    The value is ``value``, else the template's ``Value``, else 40 random letters and digits, as API Gateway
+    would generate; a value shorter than API Gateway's minimum is stored padded
+    (:func:`~local.apigateway.keys.stored_key_value`). ``StageKeys`` are left out: the REST API is emulated.
+    """
+    properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+    _warn_unsupported(logical_id, properties, _API_KEY_PROPERTIES)
+    chosen = value or properties.get("Value") or generated_key_value()
+    request: dict[str, Any] = {
+        "name": str(properties.get("Name") or f"{prefix}-{logical_id}"),
+        "enabled": _scalar(properties.get("Enabled", False)) == "true",  # CloudFormation's default: disabled
+        "value": stored_key_value(str(chosen)),
+    }
+    if "Description" in properties:
+        request["description"] = str(properties["Description"])
+    if "CustomerId" in properties:
+        request["customerId"] = str(properties["CustomerId"])
+    if "GenerateDistinctId" in properties:
+        request["generateDistinctId"] = _scalar(properties["GenerateDistinctId"]) == "true"
+    if properties.get("Tags"):
+        request["tags"] = {tag["Key"]: str(tag["Value"]) for tag in properties["Tags"]}
+    return request
+
+
+def generated_key_value() -> str:
+    """A key value as API Gateway generates one: 40 random letters and digits."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets_module.choice(alphabet) for _ in range(GENERATED_KEY_LENGTH))
+
+
+def usage_plan_request(stack: Stack, logical_id: str, prefix: str) -> dict[str, Any]:
+    """The ``apigateway.create_usage_plan`` arguments for one ``AWS::ApiGateway::UsagePlan`` (references resolved).
+
+    Throttle and Quota as the template says; no ``apiStages``, since the REST API is emulated, not in the
+    embedded AWS (the gateway applies the plan to its one API).
+    """
+    properties = stack.resolve(stack.resources[logical_id].get("Properties", {}))
+    _warn_unsupported(logical_id, properties, _USAGE_PLAN_PROPERTIES)
+    request: dict[str, Any] = {"name": str(properties.get("UsagePlanName") or f"{prefix}-{logical_id}")}
+    if "Description" in properties:
+        request["description"] = str(properties["Description"])
+    throttle = properties.get("Throttle") or {}
+    if throttle:
+        request["throttle"] = {
+            name: convert(throttle[key])
+            for key, name, convert in (("RateLimit", "rateLimit", float), ("BurstLimit", "burstLimit", int))
+            if key in throttle
+        }
+    quota = properties.get("Quota") or {}
+    if quota:
+        request["quota"] = {
+            name: convert(quota[key])
+            for key, name, convert in (("Limit", "limit", int), ("Offset", "offset", int), ("Period", "period", str))
+            if key in quota
+        }
+    if properties.get("Tags"):
+        request["tags"] = {tag["Key"]: str(tag["Value"]) for tag in properties["Tags"]}
+    return request
 
 
 def secret_string(stack: Stack, logical_id: str) -> str:

@@ -32,6 +32,7 @@ E2E_ENVIRONMENT = {
     "RESILIENCE_BREAKER_WAIT_OPEN_SECONDS": "3",
     "RESILIENCE_BREAKER_CACHE_TTL_SECONDS": "1",
     "HERALD_RETRY_BASE_SECONDS": "1",
+    "CLIENT_KEY_MAX_AGE_SECONDS": "1",  # a rotated signing key is in use within a second
 }
 
 

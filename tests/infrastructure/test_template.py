@@ -24,6 +24,9 @@ WILDCARD_STATEMENTS = {
     "PushEndpoints": "the platform application is a parameter that may be empty; only this account's apps",
     "DisabledPushEndpoints": "endpoints are created per device token at run time; only this account's",
     "Email": "the sending identity may be the address or its domain; the ses:FromAddress condition pins it",
+    "WebhookSigningKeys": "clients are created at run time, each key at herald-clients/<client id>/; only those",
+    "ClientSigningKeys": "clients are created at run time, each key at herald-clients/<client id>/; only those",
+    "ClientKeys": "API keys get ids at run time; IAM names them by path (/apikeys/<id>), only key paths here",
 }
 RESOURCELESS_ACTIONS = {"sns:Publish"}
 
@@ -193,7 +196,9 @@ def test_functions_run_python_3_13_with_the_resilience_layer() -> None:
     assert props("IngestFunction")["Handler"] == "ingest.app.lambda_handler"
 
 
-@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction"])
+@pytest.mark.parametrize(
+    "function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction", "AdminFunction"]
+)
 def test_policies_are_least_privilege(function: str) -> None:
     # When
     statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]
@@ -234,7 +239,9 @@ def test_email_may_be_sent_only_from_the_sender_address() -> None:
     assert all("identity/" in str(resource) or "configuration-set/" in str(resource) for resource in email["Resource"])
 
 
-@pytest.mark.parametrize("function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction"])
+@pytest.mark.parametrize(
+    "function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction", "AdminFunction"]
+)
 def test_every_function_keeps_its_logs_for_the_configured_days(function: str) -> None:
     # When
     group = props(f"{function}LogGroup")
@@ -256,7 +263,8 @@ def test_the_webhook_signing_secret_is_generated_at_deploy_and_never_in_an_envir
     ]
 
     # Then: no parameter carries a usable default secret; the key is random, 48 base64 characters (36
-    # bytes, over the 24 required); functions get the secret's name only
+    # bytes, over the 24 required), at the default client's place under herald-clients/, where the sender
+    # finds every client's key by the notification's client id; no environment holds a secret
     assert not any(
         "secret" in name.lower() and "Default" in spec and spec["Default"]
         for name, spec in (
@@ -264,7 +272,8 @@ def test_the_webhook_signing_secret_is_generated_at_deploy_and_never_in_an_envir
         )
     )
     assert (secret["GenerateStringKey"], secret["PasswordLength"], secret["ExcludePunctuation"]) == ("key", 48, True)
-    assert sender_environment["WEBHOOK_SIGNING_SECRET_NAME"] == {"Ref": "WebhookSigningSecret"}
+    assert props("WebhookSigningSecret")["Name"] == {"Fn::Sub": "herald-clients/${HeraldApiApiKey}/webhook-signing"}
+    assert sender_environment["DEFAULT_CLIENT_ID"] == {"Ref": "HeraldApiApiKey"}
     assert not any("WEBHOOK_SIGNING_SECRET" in variables for variables in every_environment)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
+CLIENT_KEY_ID = "k7v2n4p8q1"  # the API key id (the client) of the events in events/
 
 
 @cache
@@ -35,7 +36,7 @@ def post_notification(
     *,
     raw: str | None = None,
     headers: dict[str, str | None] | None = None,
-    key_id: str = "k7v2n4p8q1",
+    key_id: str = CLIENT_KEY_ID,
 ) -> dict[str, Any]:
     """The API Gateway event of `POST /notifications` with this body (JSON-encoded unless raw)."""
     event = load_event("api_post_notification.json")
@@ -52,7 +53,7 @@ def post_batch(
     *,
     raw: str | None = None,
     headers: dict[str, str | None] | None = None,
-    key_id: str = "k7v2n4p8q1",
+    key_id: str = CLIENT_KEY_ID,
 ) -> dict[str, Any]:
     """The API Gateway event of `POST /notifications/batch` with `{"notifications": [...]}` (or a raw body)."""
     body = raw if raw is not None else json.dumps({"notifications": notifications})
@@ -71,7 +72,7 @@ def get_notification(notification_id: str) -> dict[str, Any]:
     return event
 
 
-def find_notification(idempotency_key: str | None, *, key_id: str = "k7v2n4p8q1") -> dict[str, Any]:
+def find_notification(idempotency_key: str | None, *, key_id: str = CLIENT_KEY_ID) -> dict[str, Any]:
     """`GET /notifications?idempotency_key=...` by the client with API key id `key_id`."""
     event = load_event("api_get_notification.json")
     event["resource"] = event["path"] = "/notifications"
@@ -111,3 +112,26 @@ def sqs_batch(bodies: list[str], *, receive_count: int = 1, queue_arn: str | Non
 
 def queue_message(notification_id: str) -> str:
     return json.dumps({"id": notification_id})
+
+
+def admin_request(
+    method: str, path: str, body: Any = None, *, key_id: str, resource: str | None = None
+) -> dict[str, Any]:
+    """An admin route's API Gateway event (`resource` is the route's template, e.g. `/admin/clients/{id}`;
+    its path parameters are read off `path`), sent with the key whose id is `key_id`."""
+    event = post_notification(raw=None if body is None else json.dumps(body), key_id=key_id)
+    if body is None:
+        event["body"] = None
+        _set_header(event, "Content-Type", None)
+    route = resource or path
+    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+    event["resource"] = event["requestContext"]["resourcePath"] = route
+    event["path"] = path
+    event["requestContext"]["path"] = f"/v1{path}"
+    parameters = {
+        name[1:-1]: value
+        for name, value in zip(route.split("/"), path.split("/"), strict=True)
+        if name.startswith("{") and name.endswith("}")
+    }
+    event["pathParameters"] = parameters or None
+    return event

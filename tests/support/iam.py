@@ -60,8 +60,12 @@ class AwsCallRecorder:
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         service = model.service_model.signing_name  # "ses" for the sesv2 client, as IAM names it
         action = f"{service}:{model.name}"
+        if service == "apigateway":  # IAM authorises API Gateway's management API by HTTP method and path
+            found = {AwsCall(f"apigateway:{model.http['method']}", self._apigateway_resource(model, params))}
+        else:
+            found = self.authorised_as(service, model.name, params)
         with self._lock:
-            self.calls.update(self.authorised_as(service, model.name, params))
+            self.calls.update(found)
             self.requests.append((action, dict(params)))
 
     def authorised_as(self, service: str, operation: str, params: dict[str, Any]) -> set[AwsCall]:
@@ -92,15 +96,16 @@ class AwsCallRecorder:
     def _resource(self, service: str, params: dict[str, Any]) -> str:
         region, account = self.stack.region, self.stack.account_id
         if service == "dynamodb" and "TableName" in params:
-            return self._table(params["TableName"])
+            table = self._table(params["TableName"])
+            return f"{table}/index/{params['IndexName']}" if "IndexName" in params else table
         if service == "sqs" and "QueueUrl" in params:
             return f"arn:aws:sqs:{region}:{account}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
         if service == "sns":
             # Publish to a phone number has no resource ("*"); to an endpoint or topic, its ARN.
             found = params.get("TargetArn") or params.get("TopicArn") or params.get("PlatformApplicationArn")
             return str(found) if found else "*"
-        if service == "secretsmanager" and "SecretId" in params:
-            secret = str(params["SecretId"])
+        if service == "secretsmanager" and ("SecretId" in params or "Name" in params):  # Name: CreateSecret's
+            secret = str(params.get("SecretId", params.get("Name")))
             # A name stands for its ARN, which AWS ends with "-" and six random characters.
             return (
                 secret
@@ -108,6 +113,15 @@ class AwsCallRecorder:
                 else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-AbCdEf"
             )
         return "*"
+
+    def _apigateway_resource(self, model: Any, params: dict[str, Any]) -> str:
+        """`arn:aws:apigateway:<region>::/usageplans/<id>/keys`: the request's path, its parameters filled in."""
+        path = str(model.http["requestUri"]).split("?", 1)[0]
+        for name, shape in model.input_shape.members.items():
+            location_name = shape.serialization.get("name", name)
+            if shape.serialization.get("location") == "uri" and name in params:
+                path = path.replace("{" + location_name + "}", str(params[name]))
+        return f"arn:aws:apigateway:{self.stack.region}::{path}"
 
     def actions(self) -> set[str]:
         return {call.action for call in self.calls}

@@ -100,8 +100,9 @@ class WebhookProvider:
 
     Parameters
     ----------
-    signing_secret : str
-        The Standard Webhooks secret (``whsec_...``), checked here so a bad one fails at start-up.
+    signing_keys : str | Callable[[NotificationRecord], signing.SigningKeys]
+        The Standard Webhooks keys of a notification's client (``notifications.clients.ClientSigningKeys``), or
+        one ``whsec_...`` secret for every notification (checked here, so a bad one fails at start-up).
     allow_private_targets : bool
         Allow loopback and private targets, any port, and plain http to private targets (local runs and tests
         only).
@@ -124,7 +125,7 @@ class WebhookProvider:
 
     def __init__(
         self,
-        signing_secret: str,
+        signing_keys: str | Callable[[NotificationRecord], signing.SigningKeys],
         *,
         allow_private_targets: bool,
         allowed_ports: frozenset[int] = DEFAULT_ALLOWED_PORTS,
@@ -134,10 +135,13 @@ class WebhookProvider:
         tls_context: ssl.SSLContext | None = None,
         pool: ConnectionPool | None = None,
     ) -> None:
-        signing.decode_secret(signing_secret)  # fail at start-up, not at the first delivery
+        if isinstance(signing_keys, str):
+            signing.decode_secret(signing_keys)  # fail at start-up, not at the first delivery
+            fixed = signing.SigningKeys(signing_keys)
+            signing_keys = lambda _record: fixed  # noqa: E731 - one secret for every notification
         if not all(1 <= port <= 65535 for port in allowed_ports):
             raise ValueError("allowed_ports must be TCP ports, 1-65535")
-        self._secret = signing_secret
+        self._keys_for = signing_keys
         self._allow_private = allow_private_targets
         self._allowed_ports = frozenset(allowed_ports)
         self._timeout = timeout_seconds
@@ -182,6 +186,7 @@ class WebhookProvider:
         target = ssrf.vet(
             url, allow_private=self._allow_private, allowed_ports=self._allowed_ports, resolver=self._resolver
         )
+        keys = self._keys_for(record)
         timestamp = int(self._clock())
         body = webhook_payload(record, timestamp)
         headers = {
@@ -189,7 +194,7 @@ class WebhookProvider:
             "user-agent": USER_AGENT,
             "webhook-id": record.id,  # stable across retries: receivers drop duplicates by it
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signing.sign(self._secret, record.id, timestamp, body),
+            "webhook-signature": signing.signature_header(keys, record.id, timestamp, body),
             "x-notification-id": record.id,
         }
         call = _Call(record.id, str(target.origin), target.path, body, headers, deadline)

@@ -18,7 +18,7 @@ from local.aws.template import Stack
 from local.runtime import AwsClients
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
 REGION = "us-east-1"
 
@@ -43,15 +43,24 @@ class ProvisionedStack:
 
 @pytest.fixture
 def make_stack(aws: AwsClients) -> Callable[..., ProvisionedStack]:
-    """Provision the template into moto under a fresh prefix (so tests never share a queue)."""
+    """Provision the template into moto under a fresh prefix (so tests never share a queue).
 
-    def make(**parameters: str) -> ProvisionedStack:
+    ``api_key_values`` gives template API keys their values; one moto holds every test's keys, and API Gateway
+    refuses a value twice, so make them with :func:`unique_key_value`.
+    """
+
+    def make(api_key_values: Mapping[str, str] | None = None, **parameters: str) -> ProvisionedStack:
         prefix = f"t{uuid.uuid4().hex[:8]}"
         stack = Stack.from_file(overrides=parameters)
         stack.stack_name = prefix
-        return ProvisionedStack(stack, provision(stack, aws, prefix), prefix)
+        return ProvisionedStack(stack, provision(stack, aws, prefix, api_key_values=api_key_values), prefix)
 
     return make
+
+
+def unique_key_value(label: str) -> str:
+    """An API key value no other test uses (API Gateway keeps values unique within an account)."""
+    return f"{label}-{uuid.uuid4().hex}"
 
 
 @pytest.fixture

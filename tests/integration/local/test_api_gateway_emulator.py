@@ -14,14 +14,13 @@ import pytest
 
 from local.apigateway.gateway import ApiGateway, ApiServer
 from local.aws.moto_server import free_port
+from tests.integration.local.conftest import unique_key_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from local.aws.template import Stack
-
-API_KEY = "test-key"
-ADMIN_KEY = "test-admin-key"
+    from local.runtime import AwsClients
+    from tests.integration.local.conftest import ProvisionedStack
 
 
 @dataclass
@@ -43,21 +42,27 @@ class FakeApiFunction:
 class Gateway:
     url: str
     function: FakeApiFunction
+    api_key: str  # the default client's key (HeraldApiApiKey)
+    admin_key: str  # the operator's key (AdminApiKey)
+    api_key_id: str
 
 
 @pytest.fixture
-def start_gateway(offline_stack: Callable[..., Stack]) -> Iterator[Callable[..., Gateway]]:
+def start_gateway(make_stack: Callable[..., ProvisionedStack], aws: AwsClients) -> Iterator[Callable[..., Gateway]]:
+    """The template's API with its keys in moto (fresh values each time), served on an ephemeral port."""
     servers: list[ApiServer] = []
 
     def start(**parameters: str) -> Gateway:
-        stack = offline_stack(**parameters)
+        api_key, admin_key = unique_key_value("test-key"), unique_key_value("test-admin-key")
+        stack = make_stack(api_key_values={"HeraldApiApiKey": api_key, "AdminApiKey": admin_key}, **parameters).stack
         function = FakeApiFunction()
         port = free_port()
         gateway = ApiGateway.from_stack(
-            stack, {stack.arns["ApiFunction"]: function}, api_key=API_KEY, admin_api_key=ADMIN_KEY, port=port
+            stack, {stack.arns["ApiFunction"]: function}, aws.client("apigateway"), port=port
         )
         servers.append(ApiServer(gateway, port).start())
-        return Gateway(url=f"http://127.0.0.1:{port}", function=function)
+        key_id = stack.physical_ids["HeraldApiApiKey"]
+        return Gateway(f"http://127.0.0.1:{port}", function, api_key, admin_key, key_id)
 
     yield start
     for server in servers:
@@ -74,7 +79,7 @@ def test_path_parameters_and_query_reach_the_handler_as_an_api_gateway_rest_even
     before_ms = int(time.time() * 1000)
 
     # When a client calls it with a key and a repeated query parameter
-    reply = http("GET", f"{gateway.url}/notifications/abc-123?x=1&x=2&y=", headers={"x-api-key": API_KEY})
+    reply = http("GET", f"{gateway.url}/notifications/abc-123?x=1&x=2&y=", headers={"x-api-key": gateway.api_key})
 
     # Then the handler got one v1 proxy event with every field API Gateway sends
     assert reply.status == 200
@@ -92,8 +97,8 @@ def test_path_parameters_and_query_reach_the_handler_as_an_api_gateway_rest_even
     assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": [""]}
     headers = {name.lower(): value for name, value in event["headers"].items()}  # names as the client spelt them
     multi_headers = {name.lower(): value for name, value in event["multiValueHeaders"].items()}
-    assert headers["x-api-key"] == API_KEY
-    assert multi_headers["x-api-key"] == [API_KEY]
+    assert headers["x-api-key"] == gateway.api_key
+    assert multi_headers["x-api-key"] == [gateway.api_key]
     assert headers["x-forwarded-for"] == "127.0.0.1"
     assert event["stageVariables"] is None
     assert event["body"] is None
@@ -106,8 +111,8 @@ def test_path_parameters_and_query_reach_the_handler_as_an_api_gateway_rest_even
     assert before_ms <= context["requestTimeEpoch"] <= int(time.time() * 1000)
     assert reply.header("x-amzn-RequestId") == [context["requestId"]]
     assert context["identity"]["sourceIp"] == "127.0.0.1"
-    assert context["identity"]["apiKey"] == API_KEY
-    assert context["identity"]["apiKeyId"]
+    assert context["identity"]["apiKey"] == gateway.api_key
+    assert context["identity"]["apiKeyId"] == gateway.api_key_id  # the key's id in the embedded AWS
 
 
 def test_post_body_is_passed_as_text(gateway: Gateway, http: Any) -> None:
@@ -115,7 +120,8 @@ def test_post_body_is_passed_as_text(gateway: Gateway, http: Any) -> None:
     body = json.dumps({"channel": "email", "body": "héllo"}).encode()
 
     # When it is posted to a keyed route
-    http("POST", f"{gateway.url}/notifications", {"x-api-key": API_KEY, "Content-Type": "application/json"}, body)
+    headers = {"x-api-key": gateway.api_key, "Content-Type": "application/json"}
+    http("POST", f"{gateway.url}/notifications", headers, body)
 
     # Then the event carries it as a string, not base64
     (event,) = gateway.function.events
@@ -135,7 +141,7 @@ def test_handler_response_becomes_the_http_response(gateway: Gateway, http: Any)
     }
 
     # When the route is called
-    reply = http("POST", f"{gateway.url}/notifications", {"x-api-key": API_KEY}, b"{}")
+    reply = http("POST", f"{gateway.url}/notifications", {"x-api-key": gateway.api_key}, b"{}")
 
     # Then status, headers and decoded body come back as the handler said
     assert reply.status == 201
@@ -171,14 +177,15 @@ def test_keyed_route_refuses_missing_or_invalid_key_with_the_template_response(
 
 
 def test_admin_key_is_a_valid_key(gateway: Gateway, http: Any) -> None:
-    # Given the admin key
+    # Given the admin key, which is on the usage plan (the handlers, not the gateway, decide what it may do)
     # When it is used on a keyed route
-    reply = http("GET", f"{gateway.url}/notifications/abc", headers={"x-api-key": ADMIN_KEY})
+    reply = http("GET", f"{gateway.url}/notifications/abc", headers={"x-api-key": gateway.admin_key})
 
     # Then the request passes and the handler can tell which key it was
     assert reply.status == 200
     identity = gateway.function.events[0]["requestContext"]["identity"]
-    assert identity["apiKey"] == ADMIN_KEY
+    assert identity["apiKey"] == gateway.admin_key
+    assert identity["apiKeyId"] not in {None, gateway.api_key_id}
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("DELETE", "/health"), ("GET", "/notifications/a/b")])
@@ -187,7 +194,7 @@ def test_unknown_route_gets_the_template_not_found_response(
 ) -> None:
     # Given a method and path the swagger does not declare
     # When it is called (even with a valid key)
-    reply = http(method, f"{gateway.url}{path}", headers={"x-api-key": API_KEY})
+    reply = http(method, f"{gateway.url}{path}", headers={"x-api-key": gateway.api_key})
 
     # Then MISSING_AUTHENTICATION_TOKEN from the template answers: 404 with its JSON
     assert reply.status == 404
@@ -201,9 +208,9 @@ def test_usage_plan_throttles_each_key_with_its_own_bucket(start_gateway: Callab
     url = f"{gateway.url}/notifications/abc"
 
     # When one key sends three requests at once, and another key one
-    statuses = [http("GET", url, headers={"x-api-key": API_KEY}).status for _ in range(3)]
-    throttled = http("GET", url, headers={"x-api-key": API_KEY})
-    other_key = http("GET", url, headers={"x-api-key": ADMIN_KEY})
+    statuses = [http("GET", url, headers={"x-api-key": gateway.api_key}).status for _ in range(3)]
+    throttled = http("GET", url, headers={"x-api-key": gateway.api_key})
+    other_key = http("GET", url, headers={"x-api-key": gateway.admin_key})
 
     # Then the burst passes, the rest gets the template's THROTTLED response, and the other key is unaffected
     assert statuses == [200, 200, 429]
@@ -251,7 +258,7 @@ def test_body_over_10_mib_gets_the_template_too_large_response(gateway: Gateway,
     body = b"x" * (10 * 1024 * 1024 + 1)
 
     # When it is posted
-    reply = http("POST", f"{gateway.url}/notifications", {"x-api-key": API_KEY}, body)
+    reply = http("POST", f"{gateway.url}/notifications", {"x-api-key": gateway.api_key}, body)
 
     # Then REQUEST_TOO_LARGE from the template answers and the handler never runs
     assert reply.status == 413
@@ -263,7 +270,7 @@ def test_chunked_request_body_is_reassembled(gateway: Gateway) -> None:
     # Given a client that streams its body in chunks (no Content-Length)
     chunks = iter([b'{"channel": ', b'"sms"}'])
     request = urllib.request.Request(  # noqa: S310 - loopback test server
-        f"{gateway.url}/notifications", data=chunks, method="POST", headers={"x-api-key": API_KEY}
+        f"{gateway.url}/notifications", data=chunks, method="POST", headers={"x-api-key": gateway.api_key}
     )
 
     # When it posts

@@ -8,6 +8,7 @@ import json
 import logging
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +16,16 @@ import pytest
 
 from local.apigateway.gateway import MAX_PAYLOAD_BYTES, READ_TIMEOUT_SECONDS, ApiGateway, ApiServer
 from local.aws.moto_server import LOOPBACK
-from local.aws.provision import name_emulated_resources
+from local.aws.provision import provision
 from local.aws.template import Stack
+from tests.integration.local.conftest import unique_key_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-API_KEY = "test-key"
+    from local.runtime import AwsClients
+
+API_KEY = unique_key_value("hardening-key")  # this module's stack is provisioned once per test process
 CLIENT_TIMEOUT = 2.0  # no answer within this long fails the test (the server's read timeout is longer)
 STALL_TIMEOUT = 0.3  # the read timeout of servers that tests stall on purpose
 
@@ -61,22 +65,22 @@ class RawReply:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Stack:
+def stack(aws: AwsClients) -> Stack:
+    """The template provisioned into moto once for this module, with :data:`API_KEY` as the client's key."""
     stack = Stack.from_file()
-    name_emulated_resources(stack)
+    stack.stack_name = f"h{uuid.uuid4().hex[:8]}"
+    provision(stack, aws, stack.stack_name, api_key_values={"HeraldApiApiKey": API_KEY})
     return stack
 
 
 @pytest.fixture
-def serve(stack: Stack) -> Iterator[Callable[..., Served]]:
+def serve(stack: Stack, aws: AwsClients) -> Iterator[Callable[..., Served]]:
     """Start an API server on an ephemeral loopback port; every one is stopped after the test."""
     servers: list[ApiServer] = []
 
     def start(read_timeout: float = READ_TIMEOUT_SECONDS, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Served:
         function = RecordingFunction()
-        gateway = ApiGateway.from_stack(
-            stack, {stack.arns["ApiFunction"]: function}, api_key=API_KEY, admin_api_key="test-admin-key"
-        )
+        gateway = ApiGateway.from_stack(stack, {stack.arns["ApiFunction"]: function}, aws.client("apigateway"))
         gateway.max_payload_bytes = max_payload_bytes
         server = ApiServer(gateway, 0, read_timeout=read_timeout).start()
         servers.append(server)
@@ -588,9 +592,9 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_read_timeout(serve: C
     assert parse_reply(received, "GET").status == 200
 
 
-def test_read_timeout_must_be_positive(stack: Stack) -> None:
+def test_read_timeout_must_be_positive(stack: Stack, aws: AwsClients) -> None:
     # Given a gateway
-    gateway = ApiGateway.from_stack(stack, {}, api_key=API_KEY, admin_api_key="admin")
+    gateway = ApiGateway.from_stack(stack, {}, aws.client("apigateway"))
 
     # When a server is configured to wait forever
     # Then it is refused, since a stalled client would hold a worker forever

@@ -58,15 +58,21 @@ def test_route_invokes_the_function_named_by_its_integration(offline_stack: Call
     # When they are read
     routes = routes_from_body(body, stack)
 
-    # Then each one invokes ApiFunction, and only /notifications* need a key (health is public, provider
-    # events carry a signature instead)
-    assert {route.function_arn for route in routes} == {stack.arns["ApiFunction"]}
+    # Then the operator's routes (/admin/*) invoke AdminFunction and every other one ApiFunction, and only
+    # /notifications* and /admin/* need a key (health is public, provider events carry a signature instead)
+    admin = [route for route in routes if route.resource_path.startswith("/admin/")]
+    public = [route for route in routes if not route.resource_path.startswith("/admin/")]
+    assert {("POST", "/admin/clients"), ("DELETE", "/admin/clients/{id}")} <= {
+        (route.method, route.resource_path) for route in admin
+    }
+    assert {route.function_arn for route in admin} == {stack.arns["AdminFunction"]}
+    assert {route.function_arn for route in public} == {stack.arns["ApiFunction"]}
     assert {(route.method, route.resource_path) for route in routes if route.api_key_required} == {
         ("POST", "/notifications"),
         ("POST", "/notifications/batch"),
         ("GET", "/notifications"),
         ("GET", "/notifications/{id}"),
-    }
+    } | {(route.method, route.resource_path) for route in admin}
 
 
 def test_default_4xx_template_gets_the_message_as_a_json_string(offline_stack: Callable[..., Stack]) -> None:

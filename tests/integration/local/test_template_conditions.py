@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from local.apigateway.routes import routes_from_body
-from local.aws.provision import creation_order, name_emulated_resources, provision
+from local.aws.provision import creation_order, provision
 from local.aws.template import Stack
 from local.lambda_.handlers import load_functions
 from local.lambda_.pollers import sqs_event_sources
@@ -101,6 +101,14 @@ def _stack(tmp_path: Path, text: str = TEMPLATE, region: str = "us-east-1", **pa
     return Stack.from_file(path, overrides={**DEFAULTS, **parameters}, region=region)
 
 
+def _provisioned(tmp_path: Path, aws: AwsClients, **parameters: str) -> Stack:
+    """The template provisioned into moto under a fresh prefix: its API key exists there, with a real id."""
+    stack = _stack(tmp_path, **parameters)
+    stack.stack_name = f"t{uuid.uuid4().hex[:8]}"
+    provision(stack, aws, stack.stack_name)
+    return stack
+
+
 def _handler(event: dict[str, Any], context: Any) -> None:
     """A stand-in handler, so loading functions imports no function code."""
 
@@ -119,10 +127,9 @@ def test_if_resolves_only_the_true_branch_when_the_condition_holds(tmp_path: Pat
         stack.resolve({"Ref": "HeraldApiKey"})
 
 
-def test_if_resolves_the_false_branch_when_the_condition_does_not_hold(tmp_path: Path) -> None:
-    # Given no inbound client id, and the API key named locally
-    stack = _stack(tmp_path, InboundClientId="")
-    name_emulated_resources(stack)
+def test_if_resolves_the_false_branch_when_the_condition_does_not_hold(tmp_path: Path, aws: AwsClients) -> None:
+    # Given no inbound client id, and the API key created in the embedded AWS
+    stack = _provisioned(tmp_path, aws, InboundClientId="")
 
     # When the function's environment is loaded
     functions = load_functions(stack, handlers={"ApiFunction": _handler})
@@ -254,10 +261,9 @@ def test_no_value_inside_text_is_an_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_a_function_environment_leaves_out_a_no_value_variable(tmp_path: Path, stage: str) -> None:
-    # Given the stack of one stage, named locally
-    stack = _stack(tmp_path, Stage=stage)
-    name_emulated_resources(stack)
+def test_a_function_environment_leaves_out_a_no_value_variable(tmp_path: Path, aws: AwsClients, stage: str) -> None:
+    # Given the stack of one stage, provisioned (the API key its environment names is in the embedded AWS)
+    stack = _provisioned(tmp_path, aws, Stage=stage)
 
     # When the functions are loaded
     environment = load_functions(stack, handlers={"ApiFunction": _handler})["ApiFunction"].environment
@@ -267,10 +273,11 @@ def test_a_function_environment_leaves_out_a_no_value_variable(tmp_path: Path, s
 
 
 @pytest.mark.parametrize(("stage", "exists"), [("dev", False), ("prod", True)])
-def test_a_resource_whose_condition_is_false_does_not_exist(tmp_path: Path, stage: str, exists: bool) -> None:
-    # Given the stack of one stage, named locally
-    stack = _stack(tmp_path, Stage=stage)
-    name_emulated_resources(stack)
+def test_a_resource_whose_condition_is_false_does_not_exist(
+    tmp_path: Path, aws: AwsClients, stage: str, exists: bool
+) -> None:
+    # Given the stack of one stage, provisioned (the API key its environment names is in the embedded AWS)
+    stack = _provisioned(tmp_path, aws, Stage=stage)
     conditional = {"ProdQueue", "ProdWorker", "ProdWorkerRole", "ProdWorkerDrain"}
 
     # When its resources, functions, queue creation order and API routes are read

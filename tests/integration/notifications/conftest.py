@@ -22,11 +22,13 @@ from local.lambda_.handlers import load_functions, merged_environment
 from local.lambda_.pollers import sqs_record
 from local.receiver import WebhookReceiver
 from notifications import signing
+from notifications.clients import signing_secret_name
 from notifications.ids import KeyedIds
 from notifications.settings import load_settings
 from sender.app import build_sender
 from sender.app import handle as handle_batch
 from sender.settings import SenderSettings
+from tests.support import events
 from tests.support.iam import AwsCallRecorder
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class Herald:
     session: boto3.Session
     sender_calls: AwsCallRecorder  # every AWS request the sender's code made
     api_calls: AwsCallRecorder  # every AWS request the API's code made (through `api`)
-    webhook_secret: str  # the whsec_ secret generated into the stack's secret, as a deployment would
+    webhook_secret: str  # the whsec_ secret of the events' client (`events.CLIENT_KEY_ID`)
     ids: KeyedIds  # keyed notification ids under the idempotency key generated into the stack's secret
 
     def queue_url(self, logical_id: str) -> str:
@@ -146,7 +148,9 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             secretsmanager=sender_session.client("secretsmanager"),
         )
         secrets = session.client("secretsmanager")
-        stored = secrets.get_secret_value(SecretId=env["WEBHOOK_SIGNING_SECRET_NAME"])
+        # The events' client has its own signing key, made as POST /admin/clients makes one.
+        client_key = signing.new_secret_value()
+        secrets.create_secret(Name=signing_secret_name(events.CLIENT_KEY_ID), SecretString=json.dumps(client_key))
         idempotency = secrets.get_secret_value(SecretId=env["IDEMPOTENCY_SECRET_NAME"])
         herald = Herald(
             stack=stack,
@@ -158,7 +162,7 @@ def herald(monkeypatch: pytest.MonkeyPatch) -> Iterator[Herald]:
             session=session,
             sender_calls=sender_calls,
             api_calls=api_calls,
-            webhook_secret=signing.secret_of(json.loads(stored["SecretString"])),
+            webhook_secret=signing.secret_of(client_key),
             ids=KeyedIds.from_secret(json.loads(idempotency["SecretString"])),
         )
         try:

@@ -1,0 +1,1 @@
+"""The admin API (`/admin/*`): clients, signing-secret rotation, erasure."""
