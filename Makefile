@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins older boto3/packaging than ours, so it has a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # One pytest worker per core, plus one: much of the suite waits on real time (the e2e runtime, moto's
 # visibility timeouts, webhook deadlines), and a spare worker overlaps that waiting.
 WORKERS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
@@ -14,6 +17,11 @@ $(STAMP): requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
 ## run: start Herald locally on 127.0.0.1 (embedded AWS, API, sender pollers)
 run: $(STAMP)
 	$(BIN)/python -m local
@@ -22,12 +30,14 @@ run: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -p no:cacheprovider --numprocesses $(WORKERS) --dist loadgroup
 
-## lint: ruff, ruff format --check, mypy, cfn-lint
-lint: $(STAMP)
+## lint: ruff, ruff format --check, mypy, cfn-lint, checkov (offline: no update check, no guideline download)
+lint: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation \
+		--compact --quiet --skip-download
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -52,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.batch_accept
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
