@@ -271,6 +271,7 @@ def create_tables(endpoint: str) -> None:
         TableName=HERALD_TABLE,
         KeySchema=properties["KeySchema"],
         AttributeDefinitions=properties["AttributeDefinitions"],
+        GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],  # by-kind: the breakers' listing
         BillingMode="PAY_PER_REQUEST",
     )
     client.create_table(

@@ -11,6 +11,9 @@ Quick reference::
 
     retry.call(lambda: client.get_item(...), RetryPolicy(max_attempts=3))
 
+    breakers.describe_all()                                    # every stored breaker: a Query and a BatchGetItem
+    assess(checks, providers, queues, channels, load_health_thresholds()).mode   # the degradation mode
+
 Importing the package reads no environment variable and makes no AWS call: the default registry
 ``breakers`` reads its settings and creates its DynamoDB client on first use.
 """
@@ -40,7 +43,7 @@ from resilience.classification import (
     retry_after_of,
 )
 from resilience.clock import Clock, system_clock
-from resilience.config import BreakerConfig, ResilienceSettings, load_settings
+from resilience.config import BreakerConfig, HealthThresholds, ResilienceSettings, load_health_thresholds, load_settings
 from resilience.degradation import ChannelDecision, choose_channel
 from resilience.errors import (
     CircuitOpenError,
@@ -53,6 +56,16 @@ from resilience.errors import (
     StoreUnavailableError,
     TransientError,
 )
+from resilience.health import (
+    Assessment,
+    ChannelUse,
+    DependencyCheck,
+    Finding,
+    ProviderHealth,
+    QueueHealth,
+    assess,
+)
+from resilience.mode import Mode, ModeReader, admits
 from resilience.observability import BreakerMetrics, NullBreakerMetrics, PowertoolsBreakerMetrics
 from resilience.retrying import Retry, retry
 
@@ -61,6 +74,7 @@ breakers = BreakerRegistry()
 
 __all__ = [
     "QUEUE_BACKOFF",
+    "Assessment",
     "BreakerConfig",
     "BreakerMetrics",
     "BreakerRecord",
@@ -69,6 +83,7 @@ __all__ = [
     "BreakerStatus",
     "BreakerStore",
     "ChannelDecision",
+    "ChannelUse",
     "CircuitBreaker",
     "CircuitOpenError",
     "Classifier",
@@ -76,28 +91,38 @@ __all__ = [
     "Clock",
     "ConditionFailedError",
     "ConfigurationError",
+    "DependencyCheck",
     "DynamoDBBreakerStore",
     "ErrorClass",
+    "Finding",
+    "HealthThresholds",
     "InMemoryBreakerStore",
     "Jitter",
+    "Mode",
+    "ModeReader",
     "NullBreakerMetrics",
     "PermanentError",
     "Permit",
     "PermitAlreadyRecordedError",
     "PermitKind",
     "PowertoolsBreakerMetrics",
+    "ProviderHealth",
+    "QueueHealth",
     "ResilienceError",
     "ResilienceSettings",
     "Retry",
     "RetryPolicy",
     "StoreError",
     "StoreUnavailableError",
-    "Transition",
     "TransientError",
+    "Transition",
+    "admits",
+    "assess",
     "breakers",
     "choose_channel",
     "default_classifier",
     "http_status",
+    "load_health_thresholds",
     "load_settings",
     "parse_retry_after",
     "retry",

@@ -8,7 +8,15 @@ so an operator can retune one breaker without a code change::
     RESILIENCE_BREAKER_WAIT_OPEN_SECONDS=10
     RESILIENCE_BREAKER_OVERRIDES='{"provider:sendgrid": {"minimum_calls": 100}}'
 
-:func:`load_settings` is the only function in the library that reads ``os.environ``.
+The health rules' thresholds (:class:`HealthThresholds`, for :func:`resilience.health.assess`) come
+from ``RESILIENCE_HEALTH_<FIELD>`` variables over their defaults::
+
+    RESILIENCE_HEALTH_QUEUE_AGE_SECONDS=600
+    RESILIENCE_HEALTH_DLQ_DEGRADED=true
+    RESILIENCE_HEALTH_CRITICAL_DEPENDENCIES=dynamodb,sqs
+
+:func:`load_settings` and :func:`load_health_thresholds` are the only functions in the library that
+read ``os.environ``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
 DEFAULT_NAMESPACE = "Herald"
 DEFAULT_SERVICE = "herald"
+HEALTH_ENV_PREFIX = "RESILIENCE_HEALTH_"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -272,3 +283,84 @@ def load_settings(environ: Mapping[str, str] | None = None) -> ResilienceSetting
         breaker_defaults=defaults,
         breaker_overrides=overrides,
     )
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """The thresholds of the degradation-mode rules (:func:`resilience.health.assess`).
+
+    ``HealthThresholds()`` holds the defaults; :func:`load_health_thresholds` reads the
+    ``RESILIENCE_HEALTH_<FIELD>`` environment variables over them.
+
+    Parameters
+    ----------
+    queue_age_seconds : float
+        A queue that is not a dead-letter queue and whose oldest message is older than this (strictly)
+        makes the mode DEGRADED (``RESILIENCE_HEALTH_QUEUE_AGE_SECONDS``, default 300).
+    dlq_degraded : bool
+        Whether a non-empty dead-letter queue alone makes the mode DEGRADED
+        (``RESILIENCE_HEALTH_DLQ_DEGRADED``, default false: it is an alarm, not a mode; it is
+        reported in :attr:`resilience.health.Assessment.alarms` either way).
+    critical_dependencies : tuple[str, ...]
+        Dependencies without which nothing is accepted or delivered: a failed check named one of
+        these, or ``<one of these>:<anything>`` (``dynamodb:notifications``, ``sqs:standard``), makes
+        the mode CRITICAL; any other failed check makes it DEGRADED
+        (``RESILIENCE_HEALTH_CRITICAL_DEPENDENCIES``, comma-separated, default ``dynamodb,sqs``).
+    """
+
+    queue_age_seconds: float = 300.0
+    dlq_degraded: bool = False
+    critical_dependencies: tuple[str, ...] = ("dynamodb", "sqs")
+
+    def __post_init__(self) -> None:
+        _require(self.queue_age_seconds >= 0, "queue_age_seconds must not be negative")
+        _require(all(name.strip() for name in self.critical_dependencies), "critical_dependencies holds an empty name")
+
+    def is_critical(self, dependency: str) -> bool:
+        """Whether a check named ``dependency`` (``dynamodb``, ``sqs:standard``...) is of a critical dependency."""
+        service = dependency.partition(":")[0].strip().lower()
+        return service in {name.strip().lower() for name in self.critical_dependencies}
+
+
+def load_health_thresholds(environ: Mapping[str, str] | None = None) -> HealthThresholds:
+    """Read the health rules' thresholds from ``RESILIENCE_HEALTH_<FIELD>`` variables.
+
+    Parameters
+    ----------
+    environ : Mapping[str, str] | None
+        The variables to read; ``os.environ`` when omitted.
+
+    Returns
+    -------
+    HealthThresholds
+        The defaults, with every variable set applied.
+
+    Raises
+    ------
+    ConfigurationError
+        An unknown ``RESILIENCE_HEALTH_*`` variable or a value that cannot be read; every bad
+        variable is named in one error.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, raw in sorted(env.items()):
+        if not key.startswith(HEALTH_ENV_PREFIX):
+            continue
+        name, text = key[len(HEALTH_ENV_PREFIX) :].lower(), raw.strip()
+        if name == "queue_age_seconds":
+            try:
+                values[name] = float(text)
+            except ValueError:
+                problems.append(f"{key} is not a number: {raw!r}")
+        elif name == "dlq_degraded":
+            if text.lower() not in _TRUE | _FALSE:
+                problems.append(f"{key} is not true or false: {raw!r}")
+            values[name] = text.lower() in _TRUE
+        elif name == "critical_dependencies":
+            values[name] = tuple(part.strip() for part in text.split(",") if part.strip())
+        else:
+            problems.append(f"{key}: unknown health setting {name!r}")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return HealthThresholds(**values)

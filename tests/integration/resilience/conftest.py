@@ -1,4 +1,10 @@
-"""Fixtures of the resilience integration tests: one moto server over HTTP for the module."""
+"""Fixtures of the resilience integration tests: one moto server over HTTP for the module.
+
+Tables are built from template.yaml's ResilienceTable. The breaker listing needs the sparse ``by-kind``
+index (``resilience.breaker.dynamodb.INDEX_DEFINITION``); while the template does not declare it yet,
+:func:`resilience_table_definition` adds the library's declaration, and once it does, the template's is
+used (``test_breaker_listing_dynamodb.py`` then checks that the two agree).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import pytest
 
 from local.aws.moto_server import MotoServer, aws_environment, free_port
 from local.aws.template import Stack
+from resilience.breaker.dynamodb import INDEX_ATTRIBUTE_DEFINITION, INDEX_DEFINITION
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -39,15 +46,37 @@ def client_factory(moto_server: MotoServer) -> Callable[[], Any]:
     return make
 
 
+def template_resilience_table() -> dict[str, Any]:
+    """The ResilienceTable's properties as template.yaml declares them."""
+    properties: dict[str, Any] = Stack.from_file().of_type("AWS::DynamoDB::Table")["ResilienceTable"]
+    return properties
+
+
+def resilience_table_definition() -> dict[str, Any]:
+    """``CreateTable`` arguments: the template's key schema and indexes, with the breaker index added if missing."""
+    properties = template_resilience_table()
+    attributes = list(properties["AttributeDefinitions"])
+    indexes = list(properties.get("GlobalSecondaryIndexes", []))
+    if not any(index["IndexName"] == INDEX_DEFINITION["IndexName"] for index in indexes):
+        indexes.append(dict(INDEX_DEFINITION))
+    if not any(a["AttributeName"] == INDEX_ATTRIBUTE_DEFINITION["AttributeName"] for a in attributes):
+        attributes.append(dict(INDEX_ATTRIBUTE_DEFINITION))
+    return {
+        "KeySchema": properties["KeySchema"],
+        "AttributeDefinitions": attributes,
+        "GlobalSecondaryIndexes": indexes,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def create_resilience_table(client: Any) -> str:
+    """Create a ResilienceTable (with the breaker index) under a fresh name; return the name."""
+    name = f"resilience-{uuid.uuid4().hex[:8]}"
+    client.create_table(TableName=name, **resilience_table_definition())
+    return name
+
+
 @pytest.fixture(scope="module")
 def resilience_table(client_factory: Callable[[], Any]) -> str:
-    """The ResilienceTable, created with the key schema template.yaml declares."""
-    properties = Stack.from_file().of_type("AWS::DynamoDB::Table")["ResilienceTable"]
-    name = f"resilience-{uuid.uuid4().hex[:8]}"
-    client_factory().create_table(
-        TableName=name,
-        KeySchema=properties["KeySchema"],
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
+    """The ResilienceTable, created with the key schema and indexes template.yaml declares (and the breaker index)."""
+    return create_resilience_table(client_factory())

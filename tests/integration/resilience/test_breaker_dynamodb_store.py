@@ -12,7 +12,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.aws.template import Stack
 from resilience import (
     BreakerState,
     CircuitBreaker,
@@ -33,6 +32,7 @@ from resilience.breaker.store import (
     StateIs,
     VersionIs,
 )
+from tests.integration.resilience.conftest import resilience_table_definition
 from tests.support.breaker_fakes import SMALL
 from tests.support.clock import FakeClock
 
@@ -43,13 +43,8 @@ TABLE = "resilience-unit"
 
 
 def create_table(client: object) -> None:
-    properties = Stack.from_file().of_type("AWS::DynamoDB::Table")["ResilienceTable"]
-    client.create_table(  # type: ignore[attr-defined]
-        TableName=TABLE,
-        KeySchema=properties["KeySchema"],
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    # The template's keys and indexes (an attribute definition per index key, so the indexes must come too).
+    client.create_table(TableName=TABLE, **resilience_table_definition())  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ class InMemoryBreakerStore(BreakerStore):
     Attributes
     ----------
     reads : int
-        Loads served so far.
+        Loads and listings served so far.
     writes : int
         Updates applied or refused so far.
     available : bool
@@ -62,3 +62,13 @@ class InMemoryBreakerStore(BreakerStore):
             updated = apply_update(current, update)
             self._items[name] = updated
             return dict(updated)
+
+    def list_names(self) -> list[str]:
+        """Every breaker with an item, sorted (see :meth:`BreakerStore.list_names`).
+
+        A breaker that never wrote has no item and is not listed: it is CLOSED by definition.
+        """
+        with self._lock:
+            self._check_available()
+            self.reads += 1
+            return sorted(self._items)

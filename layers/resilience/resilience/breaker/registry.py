@@ -240,6 +240,40 @@ class BreakerRegistry:
             for name in wanted
         ]
 
+    def describe_all(self) -> list[BreakerStatus]:
+        """The stored status of every breaker in the store, known to this registry or not (no scan).
+
+        What a health monitor reads each run: the store lists the breakers that have an item
+        (:meth:`BreakerStore.list_names`; on DynamoDB one ``Query`` of the sparse ``by-kind`` index
+        per page) and reads them together (:meth:`BreakerStore.load_many`; ``BatchGetItem``, 100 a
+        request), so N breakers cost ``1 + ceil(N / 100)`` requests. Nothing is written.
+
+        A breaker that never wrote anything has no item and is not listed: it is CLOSED by
+        definition (a healthy breaker writes nothing). Ask :meth:`describe` for names you expect,
+        to see those as CLOSED too. An item the listing saw but that is gone when read (TTL deleted
+        an idle one in between) is left out the same way.
+
+        Returns
+        -------
+        list[BreakerStatus]
+            One status per listed breaker, in name order, as :meth:`describe` gives it (each with
+            its effective configuration: window, rates, ``opened_at``, ``next_probe_at``...).
+
+        Raises
+        ------
+        StoreUnavailableError
+            The store could not be listed or read.
+        """
+        store = self.store
+        names = store.list_names()
+        items = store.load_many(names)
+        now = self._clock()
+        return [
+            BreakerStatus.from_record(BreakerRecord.from_attributes(name, item), self.config_for(name), now)
+            for name in names
+            if (item := items.get(name)) is not None
+        ]
+
     def reset(self, name: str) -> Transition | None:
         """Operator action: close breaker ``name`` and clear its window."""
         return self.get(name).reset()

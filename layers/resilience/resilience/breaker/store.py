@@ -1,4 +1,4 @@
-"""The breaker store contract: read one item, apply one conditional update to it.
+"""The breaker store contract: read one item, apply one conditional update to it, list the items.
 
 The breaker states every write declaratively (:mod:`resilience.breaker.transitions`), as an
 :class:`ItemUpdate` guarded by a tuple of predicates, in the library's conditional-write vocabulary
@@ -126,20 +126,46 @@ class BreakerStore(ABC):
             The store could not be reached.
         """
 
-    def load_many(self, names: list[str]) -> dict[str, Attributes | None]:
+    @abstractmethod
+    def list_names(self) -> list[str]:
+        """The name of every breaker that has an item, sorted, in a bounded number of requests (no scan).
+
+        A breaker that never wrote anything has no item and is not listed: it is CLOSED by
+        definition (a healthy breaker never writes). A listing may miss an item created a moment
+        before it (DynamoDB's index is eventually consistent); the next listing has it.
+
+        Returns
+        -------
+        list[str]
+            Breaker names.
+
+        Raises
+        ------
+        StoreUnavailableError
+            The store could not be reached.
+        """
+
+    def load_many(self, names: list[str], *, consistent: bool = False) -> dict[str, Attributes | None]:
         """Read several breakers' items (one read each unless a store can do better).
 
         Parameters
         ----------
         names : list[str]
             Breaker names.
+        consistent : bool
+            Ask for strongly consistent reads.
 
         Returns
         -------
         dict[str, Mapping[str, str | int | float] | None]
             Name to attributes (``None`` when a breaker has no item).
+
+        Raises
+        ------
+        StoreUnavailableError
+            The store could not be reached.
         """
-        return {name: self.load(name) for name in names}
+        return {name: self.load(name, consistent=consistent) for name in names}
 
 
 def apply_update(item: Mapping[str, AttributeValue] | None, update: ItemUpdate) -> dict[str, AttributeValue]:
