@@ -1,4 +1,4 @@
-"""The whole of Herald on one machine: embedded AWS, resources from the template, API and pollers.
+"""The whole of Herald on one machine: embedded AWS, resources from the template, API, pollers and schedules.
 
 Usage::
 
@@ -7,6 +7,7 @@ Usage::
 
 ``Runtime(handlers={"SenderFunction": fake})`` replaces a function's handler (tests); otherwise each
 handler is imported from the template's ``Handler`` after the functions' environment is in place.
+Scheduled functions run every ``HERALD_HEALTH_INTERVAL`` seconds; ``run_schedules_once()`` runs them now (tests).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
 
-from local.apigateway.gateway import ApiGateway, ApiServer
+from local.apigateway.gateway import ApiGateway
+from local.apigateway.server import ApiServer
 from local.aws.moto_server import MotoServer, aws_environment
 from local.aws.provision import Provisioned, provision
 from local.aws.template import TEMPLATE_PATH, Stack
 from local.lambda_.handlers import load_functions, merged_environment
 from local.lambda_.pollers import SqsPoller, sqs_event_sources
+from local.lambda_.schedules import Scheduler, TickOutcome, scheduled_functions
 from local.logs import get_logger
 from local.provider_setup import LocalProviders, set_up_providers
 from local.sandbox import Sandbox
@@ -85,6 +88,7 @@ class Runtime:
         self.functions: dict[str, LocalFunction] = {}
         self.api_server: ApiServer | None = None
         self.pollers: list[SqsPoller] = []
+        self.scheduler: Scheduler | None = None
         self.clients: AwsClients | None = None
         self._saved_environment: dict[str, str | None] = {}
 
@@ -187,12 +191,47 @@ class Runtime:
                 wait_seconds=settings.poll_wait_seconds,
             )
             self.pollers.append(poller.start())
-        logger.info("started", extra={"api": self.api_url, "aws": self.aws_endpoint, "pollers": len(self.pollers)})
+        self.scheduler = Scheduler(
+            scheduled_functions(stack),
+            {logical_id: function.invoke for logical_id, function in self.functions.items()},
+            settings.schedule_interval_seconds,
+        )
+        # Each scheduled function runs once before the runtime says it is ready (so the health views have a
+        # snapshot from the start, as a deployment has one within its first minute), then on the interval.
+        self.scheduler.tick()
+        self.scheduler.start()
+        logger.info(
+            "started",
+            extra={
+                "api": self.api_url,
+                "aws": self.aws_endpoint,
+                "pollers": len(self.pollers),
+                "schedules": len(self.scheduler.schedules),
+            },
+        )
+
+    def run_schedules_once(self) -> dict[str, TickOutcome]:
+        """Run every scheduled function once, now, in this thread (as a tick would): outcomes by schedule.
+
+        A schedule whose background run is still going is skipped (``TickOutcome.SKIPPED``); tests that drive the
+        schedules by hand set ``schedule_interval_seconds`` high, so that no background tick comes in between.
+        """
+        if self.scheduler is None:
+            raise RuntimeError("the runtime is not running: start it first")
+        return self.scheduler.tick()
 
     def stop(self) -> None:
-        """Stop pollers (finishing the batch in hand), the API server and the embedded AWS (idempotent)."""
+        """Stop the scheduler, pollers (finishing the batch in hand), the API server and the embedded AWS (idempotent).
+
+        The scheduler stops within a second; a scheduled run still going after that is left to finish on its own.
+        """
+        if self.scheduler is not None:
+            self.scheduler.request_stop()
         for poller in self.pollers:
             poller.request_stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
         for poller in self.pollers:
             poller.stop()
         self.pollers.clear()
@@ -243,8 +282,19 @@ class Runtime:
                 f"{p.source.function_logical_id} (batch {p.source.batch_size}, x{p.concurrency})"
                 for p in self.pollers
             ),
+            "  Schedules",
+            *self._schedule_lines(),
             "Press Ctrl-C (or send SIGTERM) to stop.",
             READY_LINE,
         ]
         out.write("\n".join(lines) + "\n")
         out.flush()
+
+    def _schedule_lines(self) -> list[str]:
+        if self.scheduler is None:
+            return []
+        every = self.scheduler.interval_seconds
+        return [  # the interval, not the expression, says when each runs locally (HERALD_HEALTH_INTERVAL)
+            f"    {s.logical_id:<30} {s.expression} -> {s.function_logical_id} (locally every {every:g} s)"
+            for s in self.scheduler.schedules
+        ]

@@ -14,6 +14,8 @@ HERALD_POLLERS_PER_QUEUE   1                 Concurrent pollers per SQS event so
 HERALD_FUNCTION_CONCURRENCY 1                Concurrent invocations per function (1 = one execution environment,
                                              needed while handlers keep per-invocation state at module level)
 HERALD_POLL_WAIT_SECONDS   1                 SQS long-poll wait of each poller receive (0-20); bounds shutdown time
+HERALD_HEALTH_INTERVAL     5                 Interval of scheduled functions (e.g. the health monitor), instead of
+                                             their schedule expression (seconds, 1-3600)
 HERALD_RESOURCE_PREFIX     herald-local      Prefix of local physical names: ``<prefix>-<LogicalId>`` (unless
                                              the template names the resource)
 HERALD_REGION              us-east-1         Region of the embedded AWS and of every ARN
@@ -74,6 +76,7 @@ class LocalSettings:
     pollers_per_queue: int = 1
     function_concurrency: int = 1
     poll_wait_seconds: int = 1
+    schedule_interval_seconds: int = 5  # HERALD_HEALTH_INTERVAL: every scheduled function, whatever its expression
     resource_prefix: str = "herald-local"
     region: str = "us-east-1"
     log_level: str = "INFO"
@@ -92,6 +95,7 @@ class LocalSettings:
             pollers_per_queue=_int(env, "HERALD_POLLERS_PER_QUEUE", 1, minimum=1, maximum=64),
             function_concurrency=_int(env, "HERALD_FUNCTION_CONCURRENCY", 1, minimum=1, maximum=256),
             poll_wait_seconds=_int(env, "HERALD_POLL_WAIT_SECONDS", 1, minimum=0, maximum=20),
+            schedule_interval_seconds=_int(env, "HERALD_HEALTH_INTERVAL", 5, minimum=1, maximum=3600),
             resource_prefix=_str(env, "HERALD_RESOURCE_PREFIX", "herald-local"),
             region=_str(env, "HERALD_REGION", "us-east-1"),
             log_level=_str(env, "HERALD_LOG_LEVEL_RUNTIME", "INFO").upper(),

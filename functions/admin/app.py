@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, 
 
 from admin.settings import AdminSettings
 from api import http
-from api.errors import error_body, error_response, json_response
+from api.errors import install_error_handlers, json_response
 from notifications import aws
 from notifications.clients import ClientRegistry
 from notifications.clock import Clock, system_clock
@@ -179,24 +179,6 @@ def erase_recipient() -> Response[str]:
     return json_response(200, {"removed": removed, "address_kind": kind})
 
 
-# ---------------------------------------------------------------------- errors
-@app.exception_handler(HeraldError)  # type: ignore[untyped-decorator]
-def handle_herald_error(error: HeraldError) -> Response[str]:
-    _audit_refusal(error)
-    return error_response(error)
-
-
-@app.not_found
-def handle_not_found(_: Exception) -> Response[str]:
-    return json_response(404, error_body("not_found", "No such route"))
-
-
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def handle_unexpected(error: Exception) -> Response[str]:
-    logger.exception("unhandled error", extra={"error_type": type(error).__name__})
-    return json_response(500, error_body("internal_error", "An unexpected error occurred; it has been logged"))
-
-
 # ---------------------------------------------------------------------- helpers
 def _body(model: type[Any]) -> Any:
     payload = http.json_object(app, _deps().settings.max_request_bytes)
@@ -225,6 +207,9 @@ def _audit_refusal(error: HeraldError) -> None:
             "outcome": error.code,
         },
     )
+
+
+install_error_handlers(app, _audit_refusal)  # every error as JSON; refusals audited too
 
 
 # ---------------------------------------------------------------------- entry point

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import TypeAdapter, ValidationError
 
 from api import http
-from api.errors import error_body, error_response, item_error, json_response
+from api.errors import error_body, error_response, install_error_handlers, item_error, json_response
 from api.openapi import openapi_document
 from api.receipts import router as receipts_router
 from api.settings import ApiSettings
@@ -19,13 +19,16 @@ from notifications import aws, requests
 from notifications.accept import ItemAccepted, NotificationAcceptor
 from notifications.accept_settings import build_acceptor
 from notifications.budget import TimeBudget
+from notifications.clock import Clock, system_clock
 from notifications.errors import (
+    DependencyUnavailable,
     Forbidden,
     HeraldError,
     InvalidRequest,
     NotificationNotFound,
 )
-from notifications.health import DependencyProbe, mode_of
+from notifications.health import ColdStart, HealthViews, build_health_views, plain_unavailable
+from notifications.metric_catalog import count_accepted
 from notifications.models import IdempotencyKey, NotificationRequest, NotificationView
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.receipts.intake import ReceiptIntake, build_receipt_intake
@@ -33,11 +36,14 @@ from notifications.settings import load_settings
 from notifications.store import DynamoDBStatusStore
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from aws_lambda_powertools.event_handler import Response
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
+    from pydantic import BaseModel
 
     from notifications.accept import BatchOutcome
     from notifications.models import NotificationRecord
@@ -53,8 +59,9 @@ class Dependencies:
     settings: ApiSettings
     acceptor: NotificationAcceptor
     store: StatusStore
-    probe: DependencyProbe
+    health: HealthViews
     receipts: ReceiptIntake | None = None  # `POST /provider-events/{provider}` (api.receipts)
+    cold_start: ColdStart = field(default_factory=ColdStart)  # one per execution environment, as these are
 
 
 @cache
@@ -71,26 +78,22 @@ def build_dependencies(
     probe_dynamodb: DynamoDBClient | None = None,
     probe_sqs: SQSClient | None = None,
     secretsmanager: SecretsManagerClient | None = None,
+    clock: Clock = system_clock,
 ) -> Dependencies:
-    """Everything the routes use; clients default to real ones that fit the API's timeout (the probe's fail fast)."""
+    """Everything the routes use; clients default to real ones that fit the API's timeout (the health views'
+    probe clients fail fast); `clock` is the health views' (snapshot age, cache periods)."""
     dynamodb = dynamodb or aws.client("dynamodb", api=True)
     sqs = sqs or aws.client("sqs", api=True)
     store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb)
-    probe = DependencyProbe(
-        settings.notifications_table,
-        {
-            "priority": settings.priority_queue_url,
-            "standard": settings.standard_queue_url,
-            "batch": settings.batch_queue_url,
-            "retry": settings.retry_queue_url,
-            "dead_letter": settings.dead_letter_queue_url,
-        },
-        dynamodb=probe_dynamodb,
-        sqs=probe_sqs,
+    health = build_health_views(
+        settings.health,
+        dynamodb=probe_dynamodb or aws.client("dynamodb", probe=True),
+        sqs=probe_sqs or aws.client("sqs", probe=True),
+        clock=clock,
     )
     receipts = build_receipt_intake(settings, sqs=sqs, secretsmanager=secretsmanager)
     acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs, secretsmanager=secretsmanager)
-    return Dependencies(settings, acceptor, store, probe, receipts)
+    return Dependencies(settings, acceptor, store, health, receipts)
 
 
 def _deps() -> Dependencies:
@@ -104,10 +107,13 @@ def create_notification() -> Response[str]:
     deps = _deps()
     request = _parse_request(deps.settings.max_request_bytes)
     accepted = deps.acceptor.accept(request, scope=_caller_scope())
+    count_accepted([accepted])
     headers = {"Location": f"/notifications/{accepted.view.id}"}
     if accepted.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(202, accepted.view.model_dump(mode="json", exclude_none=True), headers)
+    # While a channel is not fully well the caller is told, in the monitor's words (a replay too: it is news).
+    view = accepted.view.model_copy(update={"notice": _notices(deps).get(accepted.view.channel)})
+    return json_response(202, view.model_dump(mode="json", exclude_none=True), headers)
 
 
 @app.post("/notifications/batch")
@@ -116,7 +122,9 @@ def create_notification_batch() -> Response[str]:
     items = _parse_batch(deps.settings.max_batch_request_bytes, deps.settings.max_request_bytes)
     # Each AWS call of the batch is made only while it and a take-back after it fit before Lambda's deadline.
     budget = TimeBudget(lambda: app.lambda_context.get_remaining_time_in_millis() / 1000)
-    return _batch_response(deps.acceptor.accept_batch(items, scope=_caller_scope(), budget=budget))
+    outcome = deps.acceptor.accept_batch(items, scope=_caller_scope(), budget=budget)
+    count_accepted(result.accepted for result in outcome.results if isinstance(result, ItemAccepted))
+    return _batch_response(outcome, _notices(deps) if outcome.accepted else {})
 
 
 @app.get("/notifications")
@@ -152,26 +160,86 @@ def _owned(record: NotificationRecord | None) -> NotificationRecord | None:
     return record if record is not None and record.client == _caller_scope() else None
 
 
-# ---------------------------------------------------------------------- health
+# ---------------------------------------------------------------------- health (notifications.health)
+# Keyless: /health, /health/live (no AWS call), /health/ready (a live check, kept a few seconds).
+@app.get("/health")
+def health() -> Response[str]:
+    return _report(_deps().health.status("ok"))
+
+
 @app.get("/health/live")
 def health_live() -> Response[str]:
-    return json_response(200, {"status": "alive"})
+    return _report(_deps().health.status("alive"))
 
 
 @app.get("/health/ready")
 def health_ready() -> Response[str]:
-    checks = _deps().probe.run()
-    mode = mode_of(checks)
-    ready = all(check.ok for check in checks)
-    body = {"status": "ready" if ready else "not_ready", "mode": mode, "checks": {c.name: c.as_dict() for c in checks}}
-    return json_response(200 if ready else 503, body, None if ready else {"Retry-After": "5"})
+    health = _deps().health
+    report = health.ready()
+    return _report(report, down=report.status != "ready", retry_after=health.ready_retry_after)
 
 
-@app.get("/health")
-def health() -> Response[str]:
-    checks = _deps().probe.run()
-    healthy = all(check.ok for check in checks)
-    return json_response(200, {"status": "healthy" if healthy else "unhealthy", "mode": mode_of(checks)})
+# Keyed: the monitor's snapshot (503 when there is no fresh one), or probed live on request.
+@app.get("/health/detailed")
+def health_detailed() -> Response[str]:
+    return _report(_deps().health.detailed(admin=_is_admin()))
+
+
+@app.get("/health/db")
+def health_db() -> Response[str]:
+    report = _deps().health.database(live=_live())
+    return _report(report, down=report.status == "down")
+
+
+@app.get("/health/queues")
+def health_queues() -> Response[str]:
+    report = _deps().health.queues(live=_live())
+    return _report(report, down=report.status == "down")
+
+
+@app.get("/health/providers")
+def health_providers() -> Response[str]:
+    return _report(_deps().health.providers())
+
+
+@app.get("/health/circuit-breakers")
+def health_circuit_breakers() -> Response[str]:
+    return _report(_deps().health.breakers(admin=_is_admin()))
+
+
+@app.get("/health/system")
+def health_system() -> Response[str]:
+    context = app.lambda_context
+    report = _deps().health.system(
+        memory_limit_mb=int(context.memory_limit_in_mb),
+        cold_start=bool(app.context.get("cold_start", False)),
+        function_name=context.function_name,
+    )
+    return _report(report)
+
+
+def _report(report: BaseModel, *, down: bool = False, retry_after: int = 5) -> Response[str]:
+    """200 with the report; 503 with it and `Retry-After` when what it watches is down."""
+    body = report.model_dump(mode="json")
+    return json_response(503, body, {"Retry-After": str(retry_after)}) if down else json_response(200, body)
+
+
+def _live() -> bool:
+    """`?live=true` probes now instead of serving the snapshot."""
+    value = app.current_event.get_query_string_value("live")
+    if value is None or value.lower() in {"true", "false"}:
+        return value is not None and value.lower() == "true"
+    raise InvalidRequest("live is true or false", details=[{"field": "live", "message": "must be true or false"}])
+
+
+def _is_admin() -> bool:
+    admin = _deps().settings.admin_client_id
+    return bool(admin) and http.caller_key_id(app) == admin
+
+
+def _notices(deps: Dependencies) -> Mapping[str, str]:
+    """Channel -> the monitor's plain sentence, while the mode is not NORMAL (read only if time allows)."""
+    return deps.health.notices(time_left_seconds=app.lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 @app.get("/openapi.json")
@@ -180,22 +248,21 @@ def openapi() -> Response[str]:
 
 
 # ---------------------------------------------------------------------- errors
-@app.exception_handler(HeraldError)  # type: ignore[untyped-decorator]
-def handle_herald_error(error: HeraldError) -> Response[str]:
+def _log_unavailable(error: HeraldError) -> None:
     if error.code == "service_unavailable":
         logger.error("service unavailable", extra={"reason": error.message})
-    return error_response(error)
 
 
-@app.not_found
-def handle_not_found(_: Exception) -> Response[str]:
-    return json_response(404, error_body("not_found", "No such route"))
+install_error_handlers(app, _log_unavailable)
 
 
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def handle_unexpected(error: Exception) -> Response[str]:
-    logger.exception("unhandled error", extra={"error_type": type(error).__name__})
-    return json_response(500, error_body("internal_error", "An unexpected error occurred; it has been logged"))
+@app.exception_handler(DependencyUnavailable)  # type: ignore[untyped-decorator]
+def handle_unavailable(error: DependencyUnavailable) -> Response[str]:
+    """503: what Herald cannot reach and when to retry, in plain words (the log keeps the technical reason)."""
+    _log_unavailable(error)
+    reading = app.current_event.http_method == "GET"
+    outcome = "it could not be read" if reading else "nothing was accepted"
+    return error_response(plain_unavailable(error, outcome=outcome))
 
 
 # ---------------------------------------------------------------------- request parsing
@@ -224,7 +291,7 @@ def _parse_batch(max_bytes: int, max_item_bytes: int) -> list[NotificationReques
     return requests.batch(payload, max_item_bytes)
 
 
-def _batch_response(outcome: BatchOutcome) -> Response[str]:
+def _batch_response(outcome: BatchOutcome, notices: Mapping[str, str]) -> Response[str]:
     """202 when every notification was accepted, 207 when some were not, 422 when none was (then the body is
     also the error shape, its details every rejected notification's)."""
     results: list[dict[str, Any]] = []
@@ -235,6 +302,8 @@ def _batch_response(outcome: BatchOutcome) -> Response[str]:
             accepted: dict[str, Any] = {"index": result.index, "id": view.id, "status": view.status.value}
             if result.accepted.replayed:
                 accepted["replayed"] = True
+            if view.channel in notices:
+                accepted["notice"] = notices[view.channel]
             results.append(accepted)
         else:
             rejected = item_error(result.index, result.error)
@@ -267,7 +336,8 @@ def _caller_scope() -> str:
 # ---------------------------------------------------------------------- entry point
 def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | None = None) -> dict[str, Any]:
     chosen = deps or default_dependencies()
-    app.append_context(deps=chosen, receipts=chosen.receipts)  # type: ignore[no-untyped-call]
+    cold_start = chosen.cold_start.take()
+    app.append_context(deps=chosen, receipts=chosen.receipts, cold_start=cold_start)  # type: ignore[no-untyped-call]
     return app.resolve(event, context)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
@@ -19,7 +19,13 @@ from notifications.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from notifications.observability import logger
 from notifications.requests import item_details
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 STATUS_BY_ERROR: dict[type[HeraldError], int] = {
     MalformedJson: 400,
@@ -64,3 +70,23 @@ def item_error(index: int, error: HeraldError) -> dict[str, Any]:
     prefixed by the notification's place in the batch (`recipient.email` -> `notifications[3].recipient.email`;
     an empty field, the whole notification, -> `notifications[3]`)."""
     return {"index": index, **error_body(error.code, error.message, item_details(index, error))}
+
+
+def install_error_handlers(app: APIGatewayRestResolver, on_error: Callable[[HeraldError], None] | None = None) -> None:
+    """Every route's errors as JSON: a Herald error its status (`on_error` sees it first), an unknown route 404,
+    anything else 500 with its type logged (never its message, which may hold input)."""
+
+    @app.exception_handler(HeraldError)  # type: ignore[untyped-decorator]
+    def handle_herald_error(error: HeraldError) -> Response[str]:
+        if on_error is not None:
+            on_error(error)
+        return error_response(error)
+
+    @app.not_found
+    def handle_not_found(_: Exception) -> Response[str]:
+        return json_response(404, error_body("not_found", "No such route"))
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def handle_unexpected(error: Exception) -> Response[str]:
+        logger.exception("unhandled error", extra={"error_type": type(error).__name__})
+        return json_response(500, error_body("internal_error", "An unexpected error occurred; it has been logged"))

@@ -9,10 +9,20 @@ models, built once per execution environment.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from notifications.health import (
+    BreakersReport,
+    DatabaseReport,
+    DetailedReport,
+    HealthStatus,
+    ProvidersReport,
+    QueuesReport,
+    Readiness,
+    SystemReport,
+)
 from notifications.models import AcceptedView, IdempotencyKey, NotificationRequest, NotificationView
 from notifications.receipts.events import ReceiptProvider
 from notifications.requests import BatchRequest
@@ -49,6 +59,7 @@ class BatchItemAccepted(BaseModel):
     id: str
     status: str
     replayed: bool | None = None
+    notice: str | None = None  # as AcceptedView's: while the channel is not fully well
 
 
 class BatchItemRejected(BaseModel):
@@ -73,21 +84,6 @@ class BatchRejected(BaseModel):
     results: list[BatchItemAccepted | BatchItemRejected]
 
 
-class Liveness(BaseModel):
-    status: Literal["alive"]
-
-
-class Health(BaseModel):
-    status: Literal["healthy", "unhealthy"]
-    mode: str
-
-
-class Readiness(BaseModel):
-    status: Literal["ready", "not_ready"]
-    mode: str
-    checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
 class QueuedReports(BaseModel):
     """`POST /provider-events/{provider}`: how many delivery reports were queued."""
 
@@ -102,9 +98,14 @@ _MODELS: tuple[type[BaseModel], ...] = (
     Error,
     BatchRejected,
     BatchResult,
-    Liveness,
-    Health,
+    HealthStatus,
     Readiness,
+    DetailedReport,
+    DatabaseReport,
+    QueuesReport,
+    ProvidersReport,
+    BreakersReport,
+    SystemReport,
     QueuedReports,
 )
 
@@ -173,6 +174,91 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return responses
 
 
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}}}
+_NO_SNAPSHOT = "No fresh health snapshot (none stored, or older than it is trusted for); the message says which"
+
+
+def _health_paths(keyless: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The nine health routes: three keyless (load balancers, uptime checks), six with a key."""
+    live = {
+        "name": "live",
+        "in": "query",
+        "required": False,
+        "description": "true: probe AWS now instead of serving the health monitor's snapshot",
+        "schema": {"type": "boolean", "default": False},
+    }
+
+    def keyed(operation_id: str, summary: str, model: type[BaseModel], *errors: int, **extra: Any) -> dict[str, Any]:
+        responses = {
+            "200": _json("The report", model),
+            **_errors(401, *errors, 429),
+            "503": _json(_NO_SNAPSHOT, Error, _RETRY_AFTER),
+        }
+        return {"get": {"operationId": operation_id, "summary": summary, "responses": responses, **extra}}
+
+    def watched(operation_id: str, summary: str, model: type[BaseModel]) -> dict[str, Any]:
+        """A view whose 503 is also the report itself, when what it watches is down."""
+        path = keyed(operation_id, summary, model, 422, parameters=[live])
+        path["get"]["responses"]["503"] = {
+            "description": f"Down (the report), or: {_NO_SNAPSHOT[0].lower()}{_NO_SNAPSHOT[1:]}",
+            "headers": _RETRY_AFTER,
+            "content": {"application/json": {"schema": {"anyOf": [_ref(model), _ref(Error)]}}},
+        }
+        return path
+
+    return {
+        "/health": {
+            "get": {
+                "operationId": "health",
+                "summary": "The function answers; the mode as this environment last read it (no AWS call)",
+                "security": keyless,
+                "responses": {"200": _json("OK", HealthStatus)},
+            }
+        },
+        "/health/live": {
+            "get": {
+                "operationId": "healthLive",
+                "summary": "Whether the function runs (no AWS call)",
+                "security": keyless,
+                "responses": {"200": _json("Alive", HealthStatus)},
+            }
+        },
+        "/health/ready": {
+            "get": {
+                "operationId": "healthReady",
+                "summary": "Whether Herald can take notifications: DynamoDB and the queues reachable",
+                "security": keyless,
+                "responses": {
+                    "200": _json("Ready", Readiness),
+                    "503": _json("Not ready", Readiness, _RETRY_AFTER),
+                },
+            }
+        },
+        "/health/detailed": keyed(
+            "healthDetailed", "The health monitor's whole snapshot (webhook breakers for the admin key)", DetailedReport
+        ),
+        "/health/db": watched("healthDb", "DynamoDB reachable (snapshot, or live)", DatabaseReport),
+        "/health/queues": watched(
+            "healthQueues", "Each queue reachable, and its depth (snapshot, or live)", QueuesReport
+        ),
+        "/health/providers": keyed("healthProviders", "Each provider and its breaker's state", ProvidersReport),
+        "/health/circuit-breakers": keyed(
+            "healthCircuitBreakers", "The breakers (webhook ones listed for the admin key)", BreakersReport
+        ),
+        "/health/system": {
+            "get": {
+                "operationId": "healthSystem",
+                "summary": "The execution environment: runtime, memory, cold start, version, region, function",
+                # Never a 503: nothing of it needs AWS (the mode is UNKNOWN without a snapshot).
+                "responses": {
+                    "200": _json("The report", SystemReport),
+                    **{status: answer for status, answer in _errors(401, 429).items() if status != "503"},
+                },
+            }
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     keyless: list[dict[str, list[str]]] = []  # overrides the document's API key requirement
     json_body = {"required": True, "content": {"application/json": {"schema": _ref(NotificationRequest)}}}
@@ -229,33 +315,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json("The notification", NotificationView), **_errors(401, 404, 429)},
             }
         },
-        "/health": {
-            "get": {
-                "operationId": "health",
-                "summary": "Whether Herald's dependencies answer",
-                "security": keyless,
-                "responses": {"200": _json("Health", Health)},
-            }
-        },
-        "/health/live": {
-            "get": {
-                "operationId": "healthLive",
-                "summary": "Whether the function runs",
-                "security": keyless,
-                "responses": {"200": _json("Alive", Liveness)},
-            }
-        },
-        "/health/ready": {
-            "get": {
-                "operationId": "healthReady",
-                "summary": "Whether Herald can take notifications",
-                "security": keyless,
-                "responses": {
-                    "200": _json("Ready", Readiness),
-                    "503": _json("Not ready", Readiness, {"Retry-After": {"schema": {"type": "integer"}}}),
-                },
-            }
-        },
+        **_health_paths(keyless),
         "/provider-events/{provider}": {
             "post": {
                 "operationId": "receiveProviderEvents",

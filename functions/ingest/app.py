@@ -7,29 +7,75 @@ that meets an unreachable table or queue is reported failed, so SQS hands it out
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from ingest.settings import IngestSettings
+from notifications.accept import ItemAccepted, NotificationAcceptor
 from notifications.accept_settings import build_acceptor
+from notifications.budget import UNBOUNDED
 from notifications.ingest import InboundMessage, Ingested, Ingestor
+from notifications.metric_catalog import (
+    INGEST_ACCEPTED,
+    INGEST_REJECTED,
+    INGEST_REPLAYED,
+    MetricBuffer,
+    count_accepted,
+    metric_buffer,
+)
 from notifications.observability import metrics, with_lambda_context, with_tracing
 from notifications.queues import SqsRejectQueue
 from notifications.settings import load_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
-_METRICS_LOCK = threading.Lock()
+    from notifications.accept import Accepted, BatchOutcome
+    from notifications.budget import TimeBudget
+    from notifications.errors import HeraldError
+    from notifications.ids import KeyedIds
+    from notifications.models import NotificationRequest
+
+
+class CountingAcceptor:
+    """The acceptor, counting every notification it accepts anew as `NotificationsAccepted` (channel, priority).
+
+    The ingestor accepts through it: only the acceptor's answers tell which notifications were new, and of
+    which channel and priority (`Ingested` holds counts per message).
+    """
+
+    def __init__(self, acceptor: NotificationAcceptor) -> None:
+        self._acceptor = acceptor
+
+    @property
+    def ids(self) -> KeyedIds:
+        return self._acceptor.ids
+
+    def accept(self, request: NotificationRequest, *, scope: str, batch: bool = False) -> Accepted:
+        accepted = self._acceptor.accept(request, scope=scope, batch=batch)
+        count_accepted([accepted])
+        return accepted
+
+    def accept_batch(
+        self,
+        items: Sequence[NotificationRequest | HeraldError],
+        *,
+        scope: str,
+        bulk: bool = True,
+        budget: TimeBudget = UNBOUNDED,
+    ) -> BatchOutcome:
+        outcome = self._acceptor.accept_batch(items, scope=scope, bulk=bulk, budget=budget)
+        count_accepted(result.accepted for result in outcome.results if isinstance(result, ItemAccepted))
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -52,23 +98,23 @@ def build_dependencies(
 ) -> Dependencies:
     acceptor = build_acceptor(settings, dynamodb=dynamodb, sqs=sqs, secretsmanager=secretsmanager)
     rejects = SqsRejectQueue(settings.inbound_dead_letter_queue_url, client=sqs)
-    ingestor = Ingestor(acceptor, rejects, scope=settings.inbound_client_id, max_item_bytes=settings.max_request_bytes)
+    counting = cast("NotificationAcceptor", CountingAcceptor(acceptor))  # the same calls, counted
+    ingestor = Ingestor(counting, rejects, scope=settings.inbound_client_id, max_item_bytes=settings.max_request_bytes)
     return Dependencies(ingestor)
 
 
-def handle_record(record: SQSRecord, outcomes: dict[str, Ingested | Exception]) -> Ingested:
+def handle_record(record: SQSRecord, outcomes: dict[str, Ingested | Exception], buffered: MetricBuffer) -> Ingested:
     """One message's outcome; an exception (DependencyUnavailable, or anything unexpected) keeps it."""
     ingested = outcomes[record.message_id]
     if isinstance(ingested, Exception):
         raise ingested
-    with _METRICS_LOCK:
-        for name, value in (
-            ("IngestAccepted", ingested.accepted),
-            ("IngestReplayed", ingested.replayed),
-            ("IngestRejected", ingested.rejected),
-        ):
-            if value:
-                metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for metric, value in (
+        (INGEST_ACCEPTED, ingested.accepted),
+        (INGEST_REPLAYED, ingested.replayed),
+        (INGEST_REJECTED, ingested.rejected),
+    ):
+        if value:
+            buffered.add(metric, value)
     return ingested
 
 
@@ -84,12 +130,14 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | N
     messages = [InboundMessage(record["messageId"], record["body"]) for record in event.get("Records", [])]
     outcomes = chosen.ingestor.ingest_all(messages)
 
-    def record_handler(record: SQSRecord) -> Ingested:
-        return handle_record(record, outcomes)
+    with metric_buffer() as buffered:
 
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+        def record_handler(record: SQSRecord) -> Ingested:
+            return handle_record(record, outcomes, buffered)
+
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     return dict(response)
 
 

@@ -9,6 +9,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sesv2 import SESV2Client
@@ -48,6 +49,8 @@ def client(service: Literal["sesv2"], *, probe: bool = False, api: bool = False)
 def client(service: Literal["sns"], *, probe: bool = False, api: bool = False) -> SNSClient: ...
 @overload
 def client(service: Literal["apigateway"], *, probe: bool = False, api: bool = False) -> APIGatewayClient: ...
+@overload
+def client(service: Literal["cloudwatch"], *, probe: bool = False, api: bool = False) -> CloudWatchClient: ...
 @overload
 def client(service: Literal["secretsmanager"], *, probe: bool = False, api: bool = False) -> SecretsManagerClient: ...
 def client(service: str, *, probe: bool = False, api: bool = False) -> Any:

@@ -33,9 +33,10 @@ anything unexpected                    as a transient failure: retried, then `de
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random as _random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -87,10 +88,30 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class ProviderCall:
+    """One provider call of a delivery attempt, for the sender's metrics (names only: no address, no origin)."""
+
+    channel: Channel
+    provider: str  # the provider's name (`ses`, `webhook`, ...)
+    latency_ms: float  # how long the call took, whatever came of it
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
+    """What became of one message, and what the sender's metrics need to know of it.
+
+    `channel` and `provider` are those of the last provider call (the one that decided the outcome), else
+    the notification's own channel and no provider; both are None when the notification was never claimed.
+    `fallback` says the channel is one of the notification's fallbacks; `calls` holds every provider call.
+    """
+
     outcome: Outcome
     detail: str = ""
     visibility_seconds: int | None = None  # for a kept message: when SQS should hand it out again
+    channel: Channel | None = None
+    provider: str | None = None
+    fallback: bool = False
+    calls: tuple[ProviderCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +156,7 @@ class _Attempt:
     owner: str
     receive_count: int
     lease_until: float  # the claim's lease: every write must land before it
+    calls: list[ProviderCall] = field(default_factory=list)  # every provider call made so far, in order
 
 
 class Deliverer:
@@ -198,9 +220,10 @@ class Deliverer:
         assert record is not None  # a granted claim always carries the record
         attempt = _Attempt(record, message, owner, receive_count, self._clock() + lease_seconds)
         try:
-            return self._deliver_claimed(attempt)
+            result = self._deliver_claimed(attempt)
         except Exception as error:  # noqa: BLE001 - every path out must leave the record consistent
-            return self._unexpected(attempt, error)
+            result = self._unexpected(attempt, error)
+        return _with_calls(result, attempt)
 
     def _deliver_claimed(self, attempt: _Attempt) -> DeliveryResult:
         record, owner = attempt.record, attempt.owner
@@ -240,13 +263,17 @@ class Deliverer:
         try:
             receipt = provider.send(record, timeout=timeout)
         except Exception as error:  # noqa: BLE001 - judged by the classifier, whatever it is
-            verdict = permit.record_failure(error, self._clock() - started)
+            elapsed = self._clock() - started
+            attempt.calls.append(ProviderCall(route.channel, provider.name, elapsed * 1000))
+            verdict = permit.record_failure(error, elapsed)
             if not isinstance(error, DeliveryError):
                 logger.warning(
                     "provider raised an unexpected exception", extra=log | {"error_type": type(error).__name__}
                 )
             return self._failed(attempt, route, error, verdict, failed_over)
-        permit.record_success(self._clock() - started)
+        elapsed = self._clock() - started
+        attempt.calls.append(ProviderCall(route.channel, provider.name, elapsed * 1000))
+        permit.record_success(elapsed)
         reason = f"delivered by {receipt.provider} via {route.channel}"
         if route.skipped:
             reason += f" (skipped: {', '.join(route.skipped)})"
@@ -378,6 +405,20 @@ class Deliverer:
             return DeliveryResult(Outcome.RETRY, "in delivery elsewhere", self._backoff(receive_count, None))
         logger.warning("message for an unknown notification; dropped", extra=log)
         return DeliveryResult(Outcome.UNKNOWN)
+
+
+def _with_calls(result: DeliveryResult, attempt: _Attempt) -> DeliveryResult:
+    """`result` with the channel and provider of the attempt's last provider call (else the notification's
+    channel), whether that channel is a fallback, and every provider call made."""
+    calls = tuple(attempt.calls)
+    channel = calls[-1].channel if calls else attempt.record.channel
+    return dataclasses.replace(
+        result,
+        channel=channel,
+        provider=calls[-1].provider if calls else None,
+        fallback=channel is not attempt.record.channel,
+        calls=calls,
+    )
 
 
 def _describe(error: Exception) -> str:

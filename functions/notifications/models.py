@@ -318,6 +318,10 @@ class AcceptedView(BaseModel):
     priority: Priority
     created_at: str
     idempotency_key: str | None = None
+    # While the channel is not fully well (the health monitor's mode is not NORMAL): what that means for this
+    # notification, in plain words, e.g. "SMS delivery is delayed: ...; your message is queued and will be sent
+    # when one recovers". Not stored: it says how things stand when the response is sent.
+    notice: str | None = None
 
     @classmethod
     def of(cls, record: NotificationRecord) -> AcceptedView:

@@ -16,13 +16,24 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from notifications.clock import Clock, system_clock
 from notifications.errors import DependencyUnavailable
+from notifications.metric_catalog import (
+    NOTIFICATIONS_FAILED,
+    RECEIPT_APPLIED,
+    RECEIPT_IGNORED,
+    RECEIPT_MALFORMED,
+    RECEIPT_NOT_YET,
+    RECEIPT_UNKNOWN,
+    MetricBuffer,
+    MetricSpec,
+    metric_buffer,
+)
+from notifications.models import Channel
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
-from notifications.receipts.events import MalformedReceipt, parse_message
+from notifications.receipts.events import MalformedReceipt, ReceiptOutcome, ReceiptProvider, parse_message
 from notifications.receipts.store import ReceiptStore
 from notifications.receipts.transitions import ReceiptResult
 from notifications.settings import load_settings
@@ -33,11 +44,17 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
 
-METRIC_BY_RESULT = {
-    ReceiptResult.APPLIED: "ReceiptApplied",
-    ReceiptResult.IGNORED: "ReceiptIgnored",
-    ReceiptResult.NOT_YET: "ReceiptNotYet",
-    ReceiptResult.UNKNOWN: "ReceiptUnknown",
+METRIC_BY_RESULT: dict[ReceiptResult, MetricSpec] = {
+    ReceiptResult.APPLIED: RECEIPT_APPLIED,
+    ReceiptResult.IGNORED: RECEIPT_IGNORED,
+    ReceiptResult.NOT_YET: RECEIPT_NOT_YET,
+    ReceiptResult.UNKNOWN: RECEIPT_UNKNOWN,
+}
+# The one channel each reporting provider delivers: a failure it reports counts as NotificationsFailed there.
+CHANNEL_OF: dict[ReceiptProvider, Channel] = {
+    ReceiptProvider.SENDGRID: Channel.EMAIL,
+    ReceiptProvider.SES: Channel.EMAIL,
+    ReceiptProvider.TWILIO: Channel.SMS,
 }
 
 
@@ -62,7 +79,7 @@ def build_dependencies(
     return Dependencies(store=ReceiptStore(settings.notifications_table, client=dynamodb, clock=clock))
 
 
-def handle_record(record: SQSRecord, deps: Dependencies) -> list[ReceiptResult]:
+def handle_record(record: SQSRecord, deps: Dependencies, buffered: MetricBuffer) -> list[ReceiptResult]:
     """Apply every receipt of one message, oldest first; raise KeepMessage when it must come back."""
     try:
         receipts = parse_message(record.body)
@@ -71,7 +88,7 @@ def handle_record(record: SQSRecord, deps: Dependencies) -> list[ReceiptResult]:
         logger.error(
             "malformed provider event message", extra={"message_id": record.message_id, "reason": error.message}
         )
-        metrics.add_metric(name="ReceiptMalformed", unit=MetricUnit.Count, value=1)
+        buffered.add(RECEIPT_MALFORMED)
         raise KeepMessage(error.message) from error
     results: list[ReceiptResult] = []
     for receipt in sorted(receipts, key=lambda receipt: receipt.occurred_at):
@@ -87,7 +104,9 @@ def handle_record(record: SQSRecord, deps: Dependencies) -> list[ReceiptResult]:
         except DependencyUnavailable as error:
             logger.warning("status store unavailable; message kept", extra=log | {"reason": error.message})
             raise KeepMessage(error.message) from error
-        metrics.add_metric(name=METRIC_BY_RESULT[result], unit=MetricUnit.Count, value=1)
+        buffered.add(METRIC_BY_RESULT[result])
+        if result is ReceiptResult.APPLIED and receipt.outcome is ReceiptOutcome.FAILED:
+            buffered.add(NOTIFICATIONS_FAILED, channel=CHANNEL_OF[receipt.provider].value)
         logger.info("receipt processed", extra=log | {"result": result.value})
         results.append(result)
     if ReceiptResult.NOT_YET in results:
@@ -102,12 +121,14 @@ def handle(event: dict[str, Any], context: LambdaContext, deps: Dependencies | N
     # raises, so the invocation succeeds and SQS keeps exactly those messages.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-    def record_handler(record: SQSRecord) -> list[ReceiptResult]:
-        return handle_record(record, chosen)
+    with metric_buffer() as buffered:
 
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+        def record_handler(record: SQSRecord) -> list[ReceiptResult]:
+            return handle_record(record, chosen, buffered)
+
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     return dict(response)
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from pydantic import ValidationError
 
@@ -17,6 +15,22 @@ from notifications.clients import ClientSigningKeys
 from notifications.delivery import Deliverer, DeliveryPolicy, DeliveryResult, Outcome
 from notifications.errors import DependencyUnavailable
 from notifications.failures import delivery_classifier
+from notifications.metric_catalog import (
+    CLAIM_RETRIED,
+    DELIVERY_ATTEMPTS,
+    DUPLICATE_DROPPED,
+    FALLBACK_CHANNEL_USED,
+    NOTIFICATIONS_DEAD_LETTERED,
+    NOTIFICATIONS_DEFERRED,
+    NOTIFICATIONS_FAILED,
+    NOTIFICATIONS_SENT,
+    PROVIDER_LATENCY,
+    RETRY_SCHEDULED,
+    UNKNOWN_DROPPED,
+    MetricBuffer,
+    MetricSpec,
+    metric_buffer,
+)
 from notifications.models import Channel, QueueMessage
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.providers.registry import ProviderClients, build_providers
@@ -47,19 +61,17 @@ if TYPE_CHECKING:
 _LEASE_MARGIN_SECONDS = 5.0
 # A message left for the next invocation (this one is nearly out of time) comes back after this.
 _OUT_OF_TIME_VISIBILITY_SECONDS = 2
-_METRIC_BY_OUTCOME = {
-    Outcome.SENT: "NotificationSent",
-    Outcome.DUPLICATE: "DuplicateDropped",
-    Outcome.UNKNOWN: "UnknownDropped",
-    Outcome.FAILED: "NotificationFailed",
-    Outcome.RETRY: "DeliveryRetried",
-    Outcome.DEFERRED: "NotificationDeferred",
-    Outcome.DEAD_LETTERED: "NotificationDeadLettered",
-    Outcome.EXPIRED: "NotificationDeadLettered",
+# One metric per outcome (`notifications.metric_catalog`); a RETRY of a notification never claimed is CLAIM_RETRIED.
+_METRIC_BY_OUTCOME: dict[Outcome, MetricSpec] = {
+    Outcome.SENT: NOTIFICATIONS_SENT,
+    Outcome.DUPLICATE: DUPLICATE_DROPPED,
+    Outcome.UNKNOWN: UNKNOWN_DROPPED,
+    Outcome.FAILED: NOTIFICATIONS_FAILED,
+    Outcome.RETRY: RETRY_SCHEDULED,
+    Outcome.DEFERRED: NOTIFICATIONS_DEFERRED,
+    Outcome.DEAD_LETTERED: NOTIFICATIONS_DEAD_LETTERED,
+    Outcome.EXPIRED: NOTIFICATIONS_DEAD_LETTERED,
 }
-
-
-_METRICS_LOCK = threading.Lock()
 
 
 class KeepMessage(Exception):
@@ -156,7 +168,7 @@ def default_providers(
     )
 
 
-def handle_record(record: SQSRecord, context: LambdaContext, sender: Sender) -> DeliveryResult:
+def handle_record(record: SQSRecord, context: LambdaContext, sender: Sender, buffered: MetricBuffer) -> DeliveryResult:
     try:
         message = QueueMessage.model_validate_json(record.body)
     except ValidationError as error:
@@ -177,13 +189,28 @@ def handle_record(record: SQSRecord, context: LambdaContext, sender: Sender) -> 
         receive_count=int(record.attributes.approximate_receive_count),
         lease_seconds=max(remaining - _LEASE_MARGIN_SECONDS, 1.0),
     )
-    with _METRICS_LOCK:  # records are delivered on pool threads; Powertools' Metrics is one shared buffer
-        metrics.add_metric(name=_METRIC_BY_OUTCOME[result.outcome], unit=MetricUnit.Count, value=1)
+    record_metrics(buffered, result)  # records are delivered on pool threads: the buffer is thread-safe
     if result.outcome.keeps_message:
         if result.visibility_seconds is not None:
             _set_visibility(record, sender, result.visibility_seconds)
         raise KeepMessage(result.detail)
     return result
+
+
+def record_metrics(buffered: MetricBuffer, result: DeliveryResult) -> None:
+    """The outcome's metric, plus one `DeliveryAttempts` and `ProviderLatency` per provider call, and
+    `FallbackChannelUsed` when a fallback channel delivered it. Dimensions: channel and provider names only."""
+    for call in result.calls:
+        buffered.add(DELIVERY_ATTEMPTS, channel=call.channel.value, provider=call.provider)
+        buffered.add(PROVIDER_LATENCY, call.latency_ms, provider=call.provider)
+    if result.channel is None:  # never claimed: no record was read, so no channel is known
+        buffered.add(CLAIM_RETRIED if result.outcome is Outcome.RETRY else _METRIC_BY_OUTCOME[result.outcome])
+        return
+    metric = _METRIC_BY_OUTCOME[result.outcome]
+    known = {"channel": result.channel.value, "provider": result.provider or ""}
+    buffered.add(metric, **{name: known[name] for name in metric.dimensions})
+    if result.outcome is Outcome.SENT and result.fallback:
+        buffered.add(FALLBACK_CHANNEL_USED, channel=result.channel.value)
 
 
 def _set_visibility(record: SQSRecord, sender: Sender, seconds: int) -> None:
@@ -201,15 +228,17 @@ def handle(event: dict[str, Any], context: LambdaContext, sender: Sender | None 
     chosen = sender or default_sender()
     processor = ConcurrentBatchProcessor(EventType.SQS, max_workers=chosen.concurrency)
 
-    def record_handler(record: SQSRecord) -> DeliveryResult:
-        return handle_record(record, context, chosen)
+    with metric_buffer() as buffered:  # written once the batch is done: one EMF document per dimension values
 
-    try:
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        chosen.deliverer.breakers.flush()  # at most one write per breaker, none while all is well
+        def record_handler(record: SQSRecord) -> DeliveryResult:
+            return handle_record(record, context, chosen, buffered)
+
+        try:
+            response = process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        finally:
+            chosen.deliverer.breakers.flush()  # at most one write per breaker, none while all is well
     return dict(response)
 
 

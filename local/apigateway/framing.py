@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from email.message import Message
     from io import BufferedIOBase
 
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST API payload limit (10 MiB)
 _DIGITS = re.compile(r"[0-9]+")
 _HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 _MAX_LENGTH_DIGITS = 18  # past this a Content-Length is over any limit; int() of 4,300+ digits would raise

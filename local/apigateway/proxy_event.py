@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+INTERNAL_ERROR_BODY = b'{"message": "Internal server error"}'  # API Gateway's own body for a 500 or 502
+
 
 @dataclass(frozen=True)
 class HttpRequest:
@@ -54,6 +56,15 @@ class HttpRequest:
             if key.lower() == name.lower():
                 found = value
         return found
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """An HTTP response as the gateway sends it: its own (a gateway response, 500, 502) or the function's."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 @dataclass(frozen=True)

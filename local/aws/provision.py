@@ -4,8 +4,8 @@ Resources the embedded AWS holds (``AWS::SQS::Queue``, ``AWS::DynamoDB::Table``,
 ``AWS::ApiGateway::UsagePlan``, ``AWS::ApiGateway::UsagePlanKey``, ``AWS::SecretsManager::Secret``) are
 created with boto3 calls from their template properties, dependencies first (a dead-letter queue before the
 queues that redrive to it, a key before the secret named after it), so their physical ids are the embedded
-AWS's own. Resources the runtime itself plays (functions, the REST API and its stage) only get local
-physical ids and ARNs, so every ``Ref``/``GetAtt`` resolves.
+AWS's own. Resources the runtime itself plays (functions, the REST API and its stage, schedules and scheduled
+rules) only get local physical ids and ARNs, so every ``Ref``/``GetAtt`` resolves.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ SECRET_TYPE = "AWS::SecretsManager::Secret"
 API_KEY_TYPE = "AWS::ApiGateway::ApiKey"
 USAGE_PLAN_TYPE = "AWS::ApiGateway::UsagePlan"
 USAGE_PLAN_KEY_TYPE = "AWS::ApiGateway::UsagePlanKey"
+EVENTS_RULE_TYPE = "AWS::Events::Rule"
+SCHEDULE_TYPE = "AWS::Scheduler::Schedule"
 _API_GATEWAY_TYPES = frozenset({API_KEY_TYPE, USAGE_PLAN_TYPE, USAGE_PLAN_KEY_TYPE})
 _CREATED_TYPES = frozenset({QUEUE_TYPE, TABLE_TYPE, SECRET_TYPE}) | _API_GATEWAY_TYPES
 GENERATED_KEY_LENGTH = 40  # the length of a key value API Gateway generates
@@ -117,8 +119,29 @@ def name_emulated_resources(stack: Stack) -> None:
             name = f"/aws/herald-local/{stack.stack_name}-{logical_id}"
             stack.physical_ids[logical_id] = name
             stack.arns[logical_id] = f"arn:aws:logs:{stack.region}:{stack.account_id}:log-group:{name}:*"
+        elif resource_type in {EVENTS_RULE_TYPE, SCHEDULE_TYPE}:  # played by local.lambda_.schedules
+            name, arn = schedule_name_and_arn(stack, logical_id)
+            stack.physical_ids[logical_id], stack.arns[logical_id] = name, arn
         elif resource_type not in _CREATED_TYPES:
             stack.physical_ids.setdefault(logical_id, local_id(stack, logical_id))
+
+
+def schedule_name_and_arn(stack: Stack, logical_id: str) -> tuple[str, str]:
+    """What ``Ref`` and ``GetAtt .Arn`` return for an ``AWS::Events::Rule`` or ``AWS::Scheduler::Schedule``.
+
+    The template's ``Name`` (SAM names a ``ScheduleV2`` schedule after its logical id), else
+    ``<stack>-<LogicalId>`` where CloudFormation would generate one; a rule on a custom bus has the bus in its ARN,
+    a schedule its group (``default`` unless ``GroupName`` says otherwise).
+    """
+    resource = stack.resources[logical_id]
+    properties = resource.get("Properties", {})
+    name = str(stack.resolve(properties.get("Name")) or f"{stack.stack_name}-{logical_id}")
+    if resource["Type"] == SCHEDULE_TYPE:
+        group = str(stack.resolve(properties.get("GroupName")) or "default")
+        return name, f"arn:aws:scheduler:{stack.region}:{stack.account_id}:schedule/{group}/{name}"
+    bus = str(stack.resolve(properties.get("EventBusName")) or "default").rsplit("/", 1)[-1]
+    path = name if bus == "default" else f"{bus}/{name}"
+    return name, f"arn:aws:events:{stack.region}:{stack.account_id}:rule/{path}"
 
 
 def _references(value: Any) -> set[str]:

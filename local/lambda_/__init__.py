@@ -1,1 +1,2 @@
-"""The Lambda service, locally: the template's functions run in this process, their context, and the SQS pollers."""
+"""The Lambda service, locally: the template's functions run in this process, their context, the SQS pollers and
+the scheduler that plays their schedules."""

@@ -1,10 +1,12 @@
-"""Fuzz the local runtime from its own `/openapi.json`: no generated request yields a 5xx, and every 4xx body is
-Herald's JSON error shape `{"error": {"code", "message", "details"?}}`.
+"""Fuzz the local runtime from its own `/openapi.json`: no generated request yields a 5xx (but the documented 503
+of a health view: no fresh snapshot, or what it watches down), and every 4xx body is Herald's JSON error shape
+`{"error": {"code", "message", "details"?}}`.
 
-Schemathesis generates requests for each keyed operation from the served document, valid and invalid ones,
-a bounded, derandomized number per operation. Not fuzzed: the health routes (they take no input) and
-`/provider-events/{provider}` (every request without a provider's signature is refused before it is read;
-`tests/unit/notifications/test_receipt_signatures.py` covers those), nor `/openapi.json` itself.
+Schemathesis generates requests for each operation from the served document, valid and invalid ones (invalid
+only where an operation takes parameters), a bounded, derandomized number per operation. Every health report
+carries the mode and the reason. Not fuzzed: `/provider-events/{provider}` (every request without a provider's
+signature is refused before it is read; `tests/unit/notifications/test_receipt_signatures.py` covers those),
+nor `/openapi.json` itself.
 """
 
 from __future__ import annotations
@@ -28,18 +30,32 @@ EXAMPLES_PER_OPERATION = 25
 REQUEST_TIMEOUT_SECONDS = 10
 DELIVERABLE = "deliverable"
 FUZZ_RECIPIENT = {"email": "fuzz@example.com"}  # delivered by the runtime's sandbox provider
+# The health views that may answer 503 (documented): no fresh snapshot, or (db, queues) what they watch down.
+HEALTH_503 = {
+    "/health/ready",
+    "/health/detailed",
+    "/health/db",
+    "/health/queues",
+    "/health/providers",
+    "/health/circuit-breakers",
+}
+HEALTH = ["/health", "/health/live", "/health/system", *sorted(HEALTH_503)]
+TAKES_NO_PARAMETERS = set(HEALTH) - {"/health/db", "/health/queues"}
 FUZZED = [
     ("POST", "/notifications"),
     ("GET", "/notifications"),
     ("POST", "/notifications/batch"),
     ("GET", "/notifications/{id}"),
+    *(("GET", path) for path in HEALTH),
 ]
-# Each operation with valid and invalid requests; each POST also with valid ones made deliverable.
+# Each operation with valid and invalid requests (valid only, when it takes no parameters); each POST also with
+# valid ones made deliverable.
 RUNS = [
     (method, path, mode)
     for method, path in FUZZED
     for mode in [*GenerationMode, DELIVERABLE]
-    if mode != DELIVERABLE or method == "POST"
+    if (mode != DELIVERABLE or method == "POST")
+    and (mode == GenerationMode.POSITIVE or path not in TAKES_NO_PARAMETERS)
 ]
 
 
@@ -73,10 +89,17 @@ def test_no_generated_request_yields_a_5xx_or_an_error_outside_the_shape(
         # When each is sent to the running API
         response = case.call(headers={"x-api-key": herald.api_key}, timeout=REQUEST_TIMEOUT_SECONDS)
 
-        # Then it is no 5xx, and every 4xx is the JSON error shape (a batch none of which was accepted also
-        # carries its results, each of them that shape)
+        # Then it is no 5xx but a health view's documented 503 (with Retry-After), every 4xx is the JSON error
+        # shape (a batch none of which was accepted also carries its results, each of them that shape), and
+        # every health report carries the mode and the reason
         request = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
-        assert response.status_code < 500, request
+        documented_503 = path in HEALTH_503 and response.status_code == 503
+        assert response.status_code < 500 or documented_503, request
+        if documented_503:
+            assert "retry-after" in {name.lower() for name in response.headers}, request
+        if path in HEALTH and (response.status_code < 400 or documented_503):
+            body = response.json()
+            assert _is_error(body) or {"mode", "reason"} <= set(body), request
         if response.status_code >= 400:
             body = response.json()
             if path == "/notifications/batch" and "results" in body:  # the error, and the results beside it

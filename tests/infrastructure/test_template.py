@@ -27,8 +27,9 @@ WILDCARD_STATEMENTS = {
     "WebhookSigningKeys": "clients are created at run time, each key at herald-clients/<client id>/; only those",
     "ClientSigningKeys": "clients are created at run time, each key at herald-clients/<client id>/; only those",
     "ClientKeys": "API keys get ids at run time; IAM names them by path (/apikeys/<id>), only key paths here",
+    "QueueAges": "GetMetricData takes no resource ARN (CloudWatch authorises it on *)",
 }
-RESOURCELESS_ACTIONS = {"sns:Publish"}
+RESOURCELESS_ACTIONS = {"sns:Publish", "cloudwatch:GetMetricData"}
 
 
 @cache
@@ -197,7 +198,15 @@ def test_functions_run_python_3_13_with_the_resilience_layer() -> None:
 
 
 @pytest.mark.parametrize(
-    "function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction", "AdminFunction"]
+    "function",
+    [
+        "ApiFunction",
+        "SenderFunction",
+        "ProviderEventsFunction",
+        "IngestFunction",
+        "AdminFunction",
+        "HealthMonitorFunction",
+    ],
 )
 def test_policies_are_least_privilege(function: str) -> None:
     # When
@@ -240,7 +249,15 @@ def test_email_may_be_sent_only_from_the_sender_address() -> None:
 
 
 @pytest.mark.parametrize(
-    "function", ["ApiFunction", "SenderFunction", "ProviderEventsFunction", "IngestFunction", "AdminFunction"]
+    "function",
+    [
+        "ApiFunction",
+        "SenderFunction",
+        "ProviderEventsFunction",
+        "IngestFunction",
+        "AdminFunction",
+        "HealthMonitorFunction",
+    ],
 )
 def test_every_function_keeps_its_logs_for_the_configured_days(function: str) -> None:
     # When

@@ -17,8 +17,11 @@ from notifications import records
 from notifications.batch_store import BATCH_WRITE_MAX_ITEMS, TRANSACTION_MAX_ITEMS
 from notifications.budget import UNBOUNDED
 from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
+from notifications.health_snapshot import BreakerView, CheckView, ProviderView, QueueView, Snapshot
 from notifications.ids import KeyedIds
+from notifications.models import Channel
 from notifications.ports import AlreadyExists, Claim, Creation
+from notifications.probes import ProbeResults
 from notifications.providers import ProviderReceipt
 from notifications.queues import SEND_BATCH_MAX_ENTRIES, QueueUrls
 from resilience.conditional import apply_update, holds_all
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from notifications.budget import TimeBudget
-    from notifications.models import Channel, NotificationRecord, Priority, QueueMessage
+    from notifications.models import NotificationRecord, Priority, QueueMessage
     from notifications.ports import Outgoing
     from resilience.conditional import Condition, ItemUpdate, Value
     from tests.support.clock import FakeClock
@@ -306,3 +309,100 @@ class FakeProvider:
 def http_error(status: int, retry_after: float | None = None) -> DeliveryError:
     """What a provider raises when it answered `status`."""
     return DeliveryError(f"provider answered HTTP {status}", status_code=status, retry_after=retry_after)
+
+
+@dataclass
+class FakeSnapshots:
+    """The health monitor's snapshot as the API's views see it (`notifications.health.SnapshotSource`), with no
+    AWS: `stored` is what a read finds; `current()` reads it (counted), `cached()` returns the last read."""
+
+    stored: Snapshot | None = None
+    reads: int = 0
+    _read: Snapshot | None = None
+    _has_read: bool = False
+
+    def current(self) -> Snapshot | None:
+        self.reads += 1
+        self._has_read, self._read = True, self.stored
+        return self._read
+
+    def cached(self) -> Snapshot | None:
+        return self._read
+
+    @property
+    def has_read(self) -> bool:
+        return self._has_read
+
+
+@dataclass
+class FakeProbes:
+    """Live checks that answer what the test says (`notifications.health.Probes`): a check per name, failed
+    when its name is in `down`, and a depth of `depth` messages for each `sqs:` name; `runs` counts the runs."""
+
+    names: tuple[str, ...]
+    clock: FakeClock
+    down: set[str] = field(default_factory=set)
+    depth: int = 0
+    runs: int = 0
+
+    def run(self) -> ProbeResults:
+        self.runs += 1
+        now = self.clock()
+        checks = [
+            CheckView(
+                name=name,
+                ok=name not in self.down,
+                latency_ms=1.0,
+                error=None if name not in self.down else "EndpointConnectionError",
+                checked_at=now,
+            )
+            for name in self.names
+        ]
+        queues = [
+            QueueView(
+                name=name.removeprefix("sqs:"),
+                visible=self.depth,
+                in_flight=0,
+                delayed=0,
+                dead_letter=name == "sqs:dead_letter",
+            )
+            for name in self.names
+            if name.startswith("sqs:") and name not in self.down
+        ]
+        return ProbeResults(checks, queues)
+
+
+def health_snapshot(
+    taken_at: float,
+    *,
+    mode: str = "NORMAL",
+    reason: str = "all dependencies and providers are well",
+    notices: dict[str, str] | None = None,
+    breakers: list[BreakerView] | None = None,
+    queue_depth: int = 0,
+) -> Snapshot:
+    """A snapshot as the health monitor stores one: the tables and queues probed, SES and SendGrid for email."""
+    queues = ("priority", "standard", "batch", "retry", "dead_letter")
+    return Snapshot.model_validate(
+        {
+            "mode": mode,
+            "reason": reason,
+            "taken_at": taken_at,
+            "duration_ms": 42.0,
+            "checks": [
+                CheckView(name=name, ok=True, latency_ms=3.0, checked_at=taken_at)
+                for name in ("dynamodb:notifications", "dynamodb:resilience", *(f"sqs:{queue}" for queue in queues))
+            ],
+            "queues": [
+                QueueView(name=queue, visible=queue_depth, in_flight=1, delayed=0, dead_letter=queue == "dead_letter")
+                for queue in queues
+            ],
+            "providers": [
+                ProviderView(name="ses", channel=Channel.EMAIL, state="CLOSED", up=True),
+                ProviderView(name="sendgrid", channel=Channel.EMAIL, state="CLOSED", up=True),
+            ],
+            "breakers": breakers or [],
+            "notices": notices or {},
+            "version": "7",
+        }
+    )

@@ -26,6 +26,7 @@ class AwsCall:
     resource: str  # the ARN the call acts on, or "*" when the action has no resource
 
 
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
 # Batch requests IAM authorises as their single-message action.
 _BATCH_ACTIONS = {
     "sqs:SendMessageBatch": "sqs:SendMessage",
@@ -58,7 +59,9 @@ class AwsCallRecorder:
         session.events.unregister("before-parameter-build", self._record)
 
     def _record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        service = model.service_model.signing_name  # "ses" for the sesv2 client, as IAM names it
+        # "ses" for the sesv2 client, as IAM names it; CloudWatch signs as "monitoring" but IAM says "cloudwatch"
+        signing = model.service_model.signing_name
+        service = _IAM_PREFIX.get(signing, signing)
         action = f"{service}:{model.name}"
         if service == "apigateway":  # IAM authorises API Gateway's management API by HTTP method and path
             found = {AwsCall(f"apigateway:{model.http['method']}", self._apigateway_resource(model, params))}

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.apigateway.gateway import ApiGateway, ApiServer
+from local.apigateway.gateway import ApiGateway
+from local.apigateway.server import ApiServer
 from local.aws.moto_server import free_port
 from tests.integration.local.conftest import unique_key_value
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.apigateway.gateway import ApiGateway, ApiServer
+from local.apigateway.gateway import ApiGateway
 from local.apigateway.keys import MAX_AGE_SECONDS, MIN_REFRESH_INTERVAL_SECONDS, stored_key_value
 from local.apigateway.proxy_event import HttpRequest
+from local.apigateway.server import ApiServer
 from local.aws.provision import provision
 from local.aws.template import Stack
 from tests.integration.local.conftest import unique_key_value

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from local.apigateway.gateway import MAX_PAYLOAD_BYTES, READ_TIMEOUT_SECONDS, ApiGateway, ApiServer
+from local.apigateway.framing import MAX_PAYLOAD_BYTES
+from local.apigateway.gateway import ApiGateway
+from local.apigateway.server import READ_TIMEOUT_SECONDS, ApiServer
 from local.aws.moto_server import LOOPBACK
 from local.aws.provision import provision
 from local.aws.template import Stack

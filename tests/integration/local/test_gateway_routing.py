@@ -59,7 +59,8 @@ def test_route_invokes_the_function_named_by_its_integration(offline_stack: Call
     routes = routes_from_body(body, stack)
 
     # Then the operator's routes (/admin/*) invoke AdminFunction and every other one ApiFunction, and only
-    # /notifications* and /admin/* need a key (health is public, provider events carry a signature instead)
+    # /notifications*, the detailed health views and /admin/* need a key (/health, /health/live and
+    # /health/ready are public, provider events carry a signature instead)
     admin = [route for route in routes if route.resource_path.startswith("/admin/")]
     public = [route for route in routes if not route.resource_path.startswith("/admin/")]
     assert {("POST", "/admin/clients"), ("DELETE", "/admin/clients/{id}")} <= {
@@ -72,6 +73,10 @@ def test_route_invokes_the_function_named_by_its_integration(offline_stack: Call
         ("POST", "/notifications/batch"),
         ("GET", "/notifications"),
         ("GET", "/notifications/{id}"),
+        *(
+            ("GET", f"/health/{view}")
+            for view in ("detailed", "db", "queues", "providers", "circuit-breakers", "system")
+        ),
     } | {(route.method, route.resource_path) for route in admin}
 
 

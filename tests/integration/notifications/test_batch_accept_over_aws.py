@@ -21,13 +21,14 @@ from botocore.exceptions import EndpointConnectionError
 from api.app import Dependencies, handle
 from api.settings import ApiSettings
 from notifications.accept import AcceptPolicy, NotificationAcceptor
+from notifications.health import HealthViews
 from notifications.queues import QueueUrls, SqsEnqueuer
 from notifications.settings import load_settings
 from notifications.store import DynamoDBStatusStore
 from tests.integration.notifications.conftest import context
 from tests.support import events
 from tests.support.clock import FakeClock
-from tests.support.fakes import FakeStatusStore
+from tests.support.fakes import FakeProbes, FakeSnapshots, FakeStatusStore
 from tests.support.iam import denied_calls
 from tests.support.records import make_record
 
@@ -88,7 +89,18 @@ class Rig:
         urls = QueueUrls(settings.priority_queue_url, settings.standard_queue_url, settings.batch_queue_url)
         policy = AcceptPolicy(settings.enabled_channels, settings.webhook_allow_private_targets, 86_400)
         acceptor = NotificationAcceptor(self.store, SqsEnqueuer(urls, client=self.sqs), policy, ids=self.herald.ids)
-        deps = Dependencies(settings, acceptor, self.store, probe=None)  # type: ignore[arg-type]
+        # The health views read no AWS here: only the batch path's requests are counted.
+        clock = FakeClock()
+        probes = FakeProbes((), clock)
+        health = HealthViews(
+            FakeSnapshots(),
+            ready_probes=probes,
+            db_probes=probes,
+            queue_probes=probes,
+            config=settings.health,
+            clock=clock,
+        )
+        deps = Dependencies(settings, acceptor, self.store, health)
         return handle(event, context("api", 25), deps)
 
 
@@ -138,12 +150,19 @@ def test_a_batch_of_100_without_keys_costs_4_batch_writes_and_10_batch_sends(her
     # When
     response = herald.api(post_batch([EMAIL] * 100))
 
-    # Then: 14 requests for 100 notifications (single accepts: 200), each record stored, each message queued
+    # Then: 14 requests for 100 notifications (single accepts: 200), each record stored, each message queued;
+    # besides them, one read of the health snapshot (for the notices), which an environment makes at most once
+    # per SNAPSHOT_CACHE_SECONDS
     assert response["statusCode"] == 202
     assert body_of(response)["accepted"] == 100
     assert len(herald.api_calls.made("dynamodb:BatchWriteItem")) == 4
     assert len(herald.api_calls.made("sqs:SendMessageBatch")) == 10
-    assert {action for action, _ in herald.api_calls.requests} == {"dynamodb:BatchWriteItem", "sqs:SendMessageBatch"}
+    assert {action for action, _ in herald.api_calls.requests} == {
+        "dynamodb:BatchWriteItem",
+        "sqs:SendMessageBatch",
+        "dynamodb:GetItem",
+    }
+    assert [read["TableName"] for read in herald.api_calls.made("dynamodb:GetItem")] == [herald.env["RESILIENCE_TABLE"]]
     assert stored(herald) == 100
     assert waiting(herald, "BatchQueue") == 100
 
@@ -448,16 +467,18 @@ def test_every_request_of_the_batch_path_is_allowed_by_the_api_policy(herald: He
     calls = herald.api_calls.calls | herald.api_calls.authorised_as("dynamodb", "BatchGetItem", fallback_read)
 
     # Then: IAM sees the transaction's puts as PutItem and the batch sends as SendMessage (and, from building
-    # the API, the read of the idempotency key)
+    # the API, the read of the idempotency key; for the notices, the read of the health snapshot)
     assert {action for action, _ in herald.api_calls.requests} == {
         "dynamodb:BatchWriteItem",
         "dynamodb:TransactWriteItems",
         "sqs:SendMessageBatch",
+        "dynamodb:GetItem",
     }
     assert {call.action for call in calls} == {
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",
         "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",
     }

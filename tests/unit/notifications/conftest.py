@@ -11,25 +11,28 @@ from api.app import Dependencies, handle
 from api.settings import ApiSettings
 from local.lambda_.context import LambdaContext
 from notifications.accept import AcceptPolicy, NotificationAcceptor
-from notifications.health import Check
+from notifications.health import HealthViews
 from tests.support.clock import FakeClock
-from tests.support.fakes import TEST_IDS, FakeEnqueuer, FakeStatusStore
+from tests.support.fakes import TEST_IDS, FakeEnqueuer, FakeProbes, FakeSnapshots, FakeStatusStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 QUEUES = {"PriorityQueue": "priority", "StandardQueue": "standard", "BatchQueue": "batch"}
+ADMIN_KEY_ID = "admin-key-id"  # the admin key's id (ADMIN_CLIENT_ID) in these settings
+READY_CHECKS = ("dynamodb:notifications", "sqs:priority", "sqs:standard", "sqs:batch")
+QUEUE_CHECKS = ("sqs:priority", "sqs:standard", "sqs:batch", "sqs:retry", "sqs:dead_letter")
 
 
-class FakeProbe:
-    """Dependency checks that report what the test says."""
+@dataclass
+class FakeHealth:
+    """What the health views see: the monitor's snapshot, and the live checks (each answering as told)."""
 
-    def __init__(self) -> None:
-        self.down: set[str] = set()
-
-    def run(self) -> list[Check]:
-        names = ["dynamodb", "sqs:priority", "sqs:standard", "sqs:batch", "sqs:retry", "sqs:dead_letter"]
-        return [Check(name, name not in self.down, 1.0, "Unreachable" if name in self.down else None) for name in names]
+    clock: FakeClock
+    snapshots: FakeSnapshots
+    ready: FakeProbes
+    db: FakeProbes
+    queues: FakeProbes
 
 
 @dataclass
@@ -38,7 +41,7 @@ class FakeHerald:
 
     store: FakeStatusStore
     enqueuer: FakeEnqueuer
-    probe: FakeProbe
+    health: FakeHealth
     api: Callable[[dict[str, Any]], dict[str, Any]]
     api_as_deployed: Callable[[dict[str, Any]], dict[str, Any]]  # private webhook targets refused, as in AWS
 
@@ -59,6 +62,8 @@ def settings(*, allow_private: bool) -> ApiSettings:
             "ENABLED_CHANNELS": "email,webhook",
             "WEBHOOK_ALLOW_PRIVATE_TARGETS": str(allow_private).lower(),
             "IDEMPOTENCY_SECRET_NAME": "idempotency",
+            "RESILIENCE_TABLE": "resilience",
+            "ADMIN_CLIENT_ID": ADMIN_KEY_ID,
         }
     )
 
@@ -66,7 +71,14 @@ def settings(*, allow_private: bool) -> ApiSettings:
 @pytest.fixture
 def herald() -> FakeHerald:
     clock = FakeClock()
-    store, enqueuer, probe = FakeStatusStore(clock), FakeEnqueuer(), FakeProbe()
+    store, enqueuer = FakeStatusStore(clock), FakeEnqueuer()
+    health = FakeHealth(
+        clock,
+        FakeSnapshots(),
+        ready=FakeProbes(READY_CHECKS, clock),
+        db=FakeProbes(("dynamodb:notifications",), clock),
+        queues=FakeProbes(QUEUE_CHECKS, clock),
+    )
 
     def dependencies(allow_private: bool) -> Dependencies:
         chosen = settings(allow_private=allow_private)
@@ -76,7 +88,15 @@ def herald() -> FakeHerald:
             retention_seconds=chosen.retention_days * 86_400,
         )
         acceptor = NotificationAcceptor(store, enqueuer, policy, clock=clock, ids=TEST_IDS)
-        return Dependencies(chosen, acceptor, store, probe)  # type: ignore[arg-type]
+        views = HealthViews(
+            health.snapshots,
+            ready_probes=health.ready,
+            db_probes=health.db,
+            queue_probes=health.queues,
+            config=chosen.health,
+            clock=clock,
+        )
+        return Dependencies(chosen, acceptor, store, views)  # type: ignore[arg-type]
 
     local, deployed = dependencies(allow_private=True), dependencies(allow_private=False)
 
@@ -86,7 +106,7 @@ def herald() -> FakeHerald:
     return FakeHerald(
         store=store,
         enqueuer=enqueuer,
-        probe=probe,
+        health=health,
         api=lambda event: handle(event, context(), local),  # type: ignore[arg-type]
         api_as_deployed=lambda event: handle(event, context(), deployed),  # type: ignore[arg-type]
     )

@@ -72,6 +72,7 @@ def test_the_api_refuses_exactly_the_channels_the_sender_could_not_deliver() -> 
         "BATCH_QUEUE_URL": "q",
         "RETRY_QUEUE_URL": "q",
         "DEAD_LETTER_QUEUE_URL": "q",
+        "RESILIENCE_TABLE": "r",
         "IDEMPOTENCY_SECRET_NAME": "idempotency",
         "ENABLED_CHANNELS": "email,sms,push,webhook",
         "EMAIL_FROM": "no-reply@example.com",
