@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from notifications.health import (
+from notifications.health_reports import (
     BreakersReport,
     DatabaseReport,
     DetailedReport,
