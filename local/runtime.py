@@ -42,7 +42,13 @@ READY_LINE = "Herald is ready"
 WEBHOOK_SECRET = "WebhookSigningSecret"  # the template's secret holding the webhook signing key
 DEFAULT_CLIENT_KEY = "HeraldApiApiKey"  # the template's key of the default client (settings.api_key)
 ADMIN_KEY = "AdminApiKey"  # the template's operator key (settings.admin_api_key)
-LOCAL_ONLY_ENVIRONMENT = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # webhooks to 127.0.0.1 sandboxes
+LOCAL_ONLY_ENVIRONMENT = {
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # webhooks to 127.0.0.1 sandboxes
+    "REDRIVE_WITH_MOVE_TASK": "false",  # moto has no SQS move tasks: an unfiltered redrive goes message by message
+    # moto answers each receive from the whole queue: no long polling is needed to see every dead letter, and
+    # the monitor's reconciliation (every few seconds here) holds them for milliseconds, not a second.
+    "DEAD_LETTER_WAIT_SECONDS": "0",
+}
 
 logger = get_logger("runtime")
 

@@ -1,7 +1,8 @@
 """Health monitor Lambda (scheduled every minute): one `HealthMonitor` run, then its metrics.
 
-Thin: the run is `notifications.monitor`; this builds it once per execution environment, and reports
-DegradationMode, ProviderBreakersOpen, HealthSnapshotWritten and HealthProbeFailures (EMF, through Powertools).
+Thin: the run is `notifications.monitor` (with the dead-letter reconciliation of `notifications.dead_letters` as
+its last step); this builds it once per execution environment, and reports DegradationMode, ProviderBreakersOpen,
+HealthSnapshotWritten, HealthProbeFailures and NotificationsReconciled (EMF, through Powertools).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from health_monitor.settings import HealthMonitorSettings
 from notifications import aws
 from notifications.clock import system_clock
+from notifications.dead_letters import DeadLetterReconciler, SqsDeadLetterQueue
 from notifications.health_snapshot import BreakerView, SnapshotStore
 from notifications.monitor import BreakersUnreadable, HealthMonitor, breaker_kind
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing
 from notifications.probes import DependencyProbes, QueueTarget
 from notifications.settings import load_settings
+from notifications.store import DynamoDBStatusStore
 from resilience import BreakerRegistry, BreakerState, DynamoDBBreakerStore, load_health_thresholds
 from resilience.errors import StoreUnavailableError
 from resilience.health import DOWN_STATES
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
     from notifications.monitor import RunResult
 
 MODE_VALUE = {Mode.NORMAL: 0, Mode.PARTIAL: 1, Mode.DEGRADED: 2, Mode.CRITICAL: 3}
+# The longest one call of the monitor's fail-fast clients may take (`notifications.aws`: connect 1 s, read 2 s,
+# one attempt): reconciliation stops reading while two of them still fit in its window.
+_PROBE_CALL_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -59,13 +65,14 @@ def build_dependencies(
 ) -> Dependencies:
     """The monitor over probe clients (they fail fast: a probe must not outlast its deadline)."""
     dynamodb = dynamodb or aws.client("dynamodb", probe=True)
+    sqs = sqs or aws.client("sqs", probe=True)
     if settings.queue_age_from_cloudwatch:
         cloudwatch = cloudwatch or aws.client("cloudwatch", probe=True)
     probes = DependencyProbes(
         {"notifications": settings.notifications_table, "resilience": settings.resilience_table},
         _queues(settings),
         dynamodb=dynamodb,
-        sqs=sqs or aws.client("sqs", probe=True),
+        sqs=sqs,
         cloudwatch=cloudwatch if settings.queue_age_from_cloudwatch else None,
         clock=clock,
         timeout_seconds=settings.probe_timeout_seconds,
@@ -91,6 +98,16 @@ def build_dependencies(
             for status in statuses
         ]
 
+    # Every pending record whose message rests in the DLQ becomes dead_lettered (a sender died holding its lease).
+    reconciler = DeadLetterReconciler(
+        SqsDeadLetterQueue(settings.dead_letter_queue_url, sqs),
+        DynamoDBStatusStore(settings.notifications_table, client=dynamodb, clock=clock),
+        clock=clock,
+        max_messages=settings.reconcile_max_messages,
+        window_seconds=settings.reconcile_seconds,
+        call_seconds=_PROBE_CALL_SECONDS,
+        wait_seconds=settings.dead_letter_wait_seconds,
+    )
     monitor = HealthMonitor(
         probes,
         breakers,
@@ -99,6 +116,7 @@ def build_dependencies(
         load_health_thresholds(),
         clock=clock,
         version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"),
+        reconcile=reconciler.run if settings.reconcile_max_messages else None,
     )
     return Dependencies(monitor)
 
@@ -135,9 +153,16 @@ def _report(result: RunResult) -> None:
     metrics.add_metric(name="HealthProbeFailures", unit=MetricUnit.Count, value=sum(not c.ok for c in snapshot.checks))
     if result.written:
         metrics.add_metric(name="HealthSnapshotWritten", unit=MetricUnit.Count, value=1)
+    if result.reconciled is not None:
+        metrics.add_metric(name="NotificationsReconciled", unit=MetricUnit.Count, value=result.reconciled)
     logger.info(
         "health snapshot",
-        extra={"mode": snapshot.mode.value, "providers_down": open_providers, "duration_ms": snapshot.duration_ms},
+        extra={
+            "mode": snapshot.mode.value,
+            "providers_down": open_providers,
+            "duration_ms": snapshot.duration_ms,
+            "reconciled": result.reconciled,
+        },
     )
 
 

@@ -32,3 +32,8 @@ class HealthMonitorSettings(ProviderSettings):
     probe_timeout_seconds: float = Field(default=5.0, alias="PROBE_TIMEOUT_SECONDS", gt=0, le=20)
     # Queue ages from CloudWatch (AWS/SQS ApproximateAgeOfOldestMessage); off where there is no CloudWatch.
     queue_age_from_cloudwatch: bool = Field(default=True, alias="QUEUE_AGE_FROM_CLOUDWATCH")
+    # Dead-letter reconciliation: the most DLQ messages one run reads, and how long it may take.
+    reconcile_max_messages: int = Field(default=500, alias="RECONCILE_MAX_MESSAGES", ge=0, le=5000)
+    reconcile_seconds: float = Field(default=12.0, alias="RECONCILE_SECONDS", gt=0, le=20)
+    # Long polling of each DLQ receive: an empty answer then means no message is left to read.
+    dead_letter_wait_seconds: int = Field(default=1, alias="DEAD_LETTER_WAIT_SECONDS", ge=0, le=5)

@@ -29,6 +29,13 @@ no channel can be tried now            `deferred` with the reason and `next_atte
 deferred past the horizon (24 h)       `dead_lettered`; copied to the DLQ, then deleted
 anything unexpected                    as a transient failure: retried, then `dead_lettered`
 =====================================  ===========================================================
+
+A message whose notification is `dead_lettered` reaches a work queue only when it was moved back from the
+dead-letter queue: by an SQS move task (`POST /admin/dead-letters/redrive` without filters, or an operator's
+`aws sqs start-message-move-task`). The engine then treats it as redriven: it puts the record back to
+`queued` (a conditional write, `records.requeue_dead_lettered`) and claims it as any other. The one other way
+such a message appears, the original of a notification dead-lettered past the horizon whose deletion failed,
+is harmless so: it is tried again, and dead-lettered again if there is still no channel.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from typing import TYPE_CHECKING
 from notifications.clock import epoch
 from notifications.errors import DeliveryError, DependencyUnavailable
 from notifications.failures import surely_not_delivered
+from notifications.models import Status
 from notifications.observability import logger
 from notifications.ports import ClaimRefusal
 from notifications.routing import ChannelRouter, Route, Wait
@@ -61,7 +69,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from notifications.models import Channel, NotificationRecord, QueueMessage
-    from notifications.ports import DeliveryQueue, Provider, StatusStore
+    from notifications.ports import Claim, DeliveryQueue, Provider, StatusStore
     from resilience import BreakerRegistry, Clock
     from resilience.clock import Random
 
@@ -69,6 +77,8 @@ if TYPE_CHECKING:
 WRITE_MARGIN_SECONDS = 1.0
 # The shortest provider call worth starting.
 MIN_CALL_SECONDS = 0.5
+# The history entry of a dead-lettered notification whose message came back on a work queue (a move task).
+REDRIVEN_FROM_DLQ = "redriven by an operator: its message came back from the dead-letter queue"
 
 
 class Outcome(StrEnum):
@@ -178,6 +188,10 @@ class Deliverer:
         The current degradation mode (NORMAL when none is stored).
     clock, random
         Injected time and randomness (jitter).
+    requeue_dead_lettered : Callable[[NotificationRecord, str], bool] | None
+        Puts a `dead_lettered` record back to `queued` with a history entry (the store's
+        `requeue_dead_lettered`), for a message moved back from the dead-letter queue; without it such a
+        message is dropped as a duplicate.
     """
 
     def __init__(
@@ -191,8 +205,10 @@ class Deliverer:
         mode: Callable[[], Mode] = lambda: Mode.NORMAL,
         clock: Clock = system_clock,
         random: Random = _random.random,
+        requeue_dead_lettered: Callable[[NotificationRecord, str], bool] | None = None,
     ) -> None:
         self._store = store
+        self._requeue_dead_lettered = requeue_dead_lettered
         self._router = ChannelRouter(providers, breakers)
         self.breakers = breakers
         self._queues = queues
@@ -211,6 +227,8 @@ class Deliverer:
         """One delivery attempt; the lease must outlast the provider call (the invocation's remaining time)."""
         try:
             claim = self._store.claim(message.id, owner, lease_seconds)
+            if self._requeue_dead_lettered is not None and _moved_back(claim):
+                claim = self._claim_redriven(claim, message, owner, lease_seconds)
         except DependencyUnavailable as error:
             logger.warning("status store unavailable; message kept", extra={"notification_id": message.id})
             return DeliveryResult(Outcome.RETRY, error.message, self._backoff(receive_count, None))
@@ -224,6 +242,18 @@ class Deliverer:
         except Exception as error:  # noqa: BLE001 - every path out must leave the record consistent
             result = self._unexpected(attempt, error)
         return _with_calls(result, attempt)
+
+    def _claim_redriven(self, refused: Claim, message: QueueMessage, owner: str, lease_seconds: float) -> Claim:
+        """A dead-lettered notification whose message is back on a work queue: redriven, then claimed."""
+        record = refused.record
+        assert record is not None and self._requeue_dead_lettered is not None  # checked by `_moved_back`
+        requeued = self._requeue_dead_lettered(record, REDRIVEN_FROM_DLQ)
+        # Not requeued: another copy or a redrive changed it first; the claim says what it is now.
+        logger.info(
+            "dead-lettered notification's message came back; redriven",
+            extra={"notification_id": record.id, "requeued": requeued},
+        )
+        return self._store.claim(message.id, owner, lease_seconds)
 
     def _deliver_claimed(self, attempt: _Attempt) -> DeliveryResult:
         record, owner = attempt.record, attempt.owner
@@ -405,6 +435,12 @@ class Deliverer:
             return DeliveryResult(Outcome.RETRY, "in delivery elsewhere", self._backoff(receive_count, None))
         logger.warning("message for an unknown notification; dropped", extra=log)
         return DeliveryResult(Outcome.UNKNOWN)
+
+
+def _moved_back(claim: Claim) -> bool:
+    """Whether the claim was refused because the notification is dead-lettered: its message came back."""
+    record = claim.record
+    return claim.refusal is ClaimRefusal.TERMINAL and record is not None and record.status is Status.DEAD_LETTERED
 
 
 def _with_calls(result: DeliveryResult, attempt: _Attempt) -> DeliveryResult:

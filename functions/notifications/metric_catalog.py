@@ -195,17 +195,22 @@ HEALTH_PROBE_FAILURES = MetricSpec(
     "Probes (DynamoDB, each queue) that failed or timed out in the monitor's run.",
     Origin.HEALTH_MONITOR,
 )  # fmt: skip
+NOTIFICATIONS_RECONCILED = MetricSpec(
+    "NotificationsReconciled", _COUNT, (), (_MONITOR,),
+    "Notifications still queued or deferred whose message was in the DLQ, marked dead_lettered by the run.",
+    Origin.HEALTH_MONITOR,
+)  # fmt: skip
 
 # ---------------------------------------------------------------------- the resilience layer's breakers
 _BREAKER = ("breaker",)
 _LAYER = Origin.RESILIENCE_LAYER
 CIRCUIT_BREAKER_STATE = MetricSpec(
-    "CircuitBreakerState", MetricUnit.NoUnit, _BREAKER, (_SENDER,),
+    "CircuitBreakerState", MetricUnit.NoUnit, _BREAKER, (_SENDER, Emitter.ADMIN),
     "A breaker's state at a transition or tally: 0 CLOSED, 1 HALF_OPEN, 2 OPEN, 3 FORCED_OPEN, 4 DISABLED.",
     _LAYER,
 )  # fmt: skip
 CIRCUIT_BREAKER_OPEN = MetricSpec(
-    "CircuitBreakerOpen", _COUNT, _BREAKER, (_SENDER,),
+    "CircuitBreakerOpen", _COUNT, _BREAKER, (_SENDER, Emitter.ADMIN),
     "A breaker opened (or was forced open): 1 per transition to OPEN.",
     _LAYER,
 )  # fmt: skip
@@ -239,6 +244,7 @@ CATALOG: Mapping[str, MetricSpec] = {
         DUPLICATE_DROPPED, UNKNOWN_DROPPED,
         RECEIPT_APPLIED, RECEIPT_IGNORED, RECEIPT_NOT_YET, RECEIPT_UNKNOWN, RECEIPT_MALFORMED,
         DEGRADATION_MODE, PROVIDER_BREAKERS_OPEN, HEALTH_SNAPSHOT_WRITTEN, HEALTH_PROBE_FAILURES,
+        NOTIFICATIONS_RECONCILED,
         CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_OPEN, CIRCUIT_BREAKER_SUCCESS, CIRCUIT_BREAKER_FAILURE,
         CIRCUIT_BREAKER_REJECTED, CIRCUIT_BREAKER_STORE_ERROR,
     )

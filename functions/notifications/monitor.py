@@ -1,8 +1,12 @@
-"""One health-monitor run: probe, read the breakers, judge the mode (the resilience layer's rules), store, report.
+"""One health-monitor run: probe, read the breakers, judge the mode (the resilience layer's rules), store, report,
+then reconcile the dead letters.
 
 Nothing here raises for a dependency's sake: a probe that fails or hangs is a failed check, a breaker listing
 that fails leaves the providers unknown (counted as a failed check), and a snapshot that cannot be stored is
-logged and reported in the run's result. The monitor as a whole never fails because something it watches did.
+logged and reported in the run's result. The reconciliation step (`notifications.dead_letters`: every record
+still pending whose message rests in the DLQ is marked `dead_lettered`) runs after the snapshot is stored, and
+whatever it meets is logged: the run's result says it did not run (`reconciled` None). The monitor as a whole
+never fails because something it watches did.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class RunResult:
     snapshot: Snapshot
     written: bool
     previous_mode: str | None
+    reconciled: int | None = None  # records reconciled with the DLQ; None: the step failed or is not configured
 
 
 class HealthMonitor:
@@ -60,6 +65,8 @@ class HealthMonitor:
         Epoch seconds.
     version : str
         The code version the snapshot names.
+    reconcile : Callable[[], int] | None
+        The dead-letter reconciliation step (`DeadLetterReconciler.run`): how many records it marked.
     """
 
     def __init__(  # noqa: PLR0913 - the monitor's collaborators, each injected
@@ -72,6 +79,7 @@ class HealthMonitor:
         *,
         clock: Clock,
         version: str = "local",
+        reconcile: Callable[[], int] | None = None,
     ) -> None:
         self._probes = probes
         self._breakers = breakers
@@ -80,6 +88,7 @@ class HealthMonitor:
         self._thresholds = thresholds
         self._clock = clock
         self._version = version
+        self._reconcile = reconcile
 
     def run(self) -> RunResult:
         started = self._clock()
@@ -116,7 +125,7 @@ class HealthMonitor:
                 "degradation mode changed",
                 extra={"mode": snapshot.mode.value, "previous_mode": previous, "reason": snapshot.reason},
             )
-        return RunResult(snapshot, written, previous)
+        return RunResult(snapshot, written, previous, self._reconciled())
 
     # ------------------------------------------------------------------ helpers
     def _previous_mode(self) -> str | None:
@@ -149,6 +158,16 @@ class HealthMonitor:
                 up = breaker.permits_calls if breaker is not None else True
                 providers.append(ProviderView(name=name, channel=channel, state=state, up=up))
         return providers
+
+    def _reconciled(self) -> int | None:
+        """The reconciliation step, after the snapshot: it never fails the run."""
+        if self._reconcile is None:
+            return None
+        try:
+            return self._reconcile()
+        except Exception as error:  # noqa: BLE001 - a step of the run, never its end
+            logger.warning("dead-letter reconciliation failed", extra={"error_type": type(error).__name__})
+            return None
 
     def _write(self, snapshot: Snapshot) -> bool:
         try:

@@ -186,6 +186,63 @@ def release(record: NotificationRecord, owner: str, *, now: float) -> tuple[Item
     return _owned(record, owner, now, None, None, fields={}, attempts_delta=-1)
 
 
+# ---------------------------------------------------------------------- dead letters
+def requeue_dead_lettered(record: NotificationRecord, detail: str, *, now: float) -> tuple[ItemUpdate, Condition]:
+    """A dead-lettered notification back to `queued` (a redrive), with `detail` in its history.
+
+    Written by no lease holder: by the admin's redrive before it sends the message again, or by a sender
+    whose message came back from the dead-letter queue (an SQS move task). `record` is the copy just read.
+    """
+    history = bounded_history([*record.history, HistoryEntry(status=Status.QUEUED, at=iso(now), detail=detail)])
+    update = ItemUpdate(
+        set={
+            STATUS: Status.QUEUED.value,
+            UPDATED_AT: iso(now),
+            HISTORY: [entry.model_dump(mode="json", exclude_none=True) for entry in history],
+            "reason": detail,
+        },
+        add={VERSION: 1},
+        remove=frozenset({LEASE_OWNER, LEASE_UNTIL, "next_attempt_at"}),
+    )
+    # Race prevented: two redrives of one notification (two operators, a redrive and a move task, two
+    # copies of one message) both sending it again, and a redrive of a record that changed since it was
+    # read. Only `dead_lettered` is redriven, and only the version read: the first writer wins, the others
+    # find it queued (and a sender's claim drops or retries their copies); the history rewritten whole is
+    # the current one.
+    condition: Condition = (Equals(STATUS, Status.DEAD_LETTERED.value), Equals(VERSION, record.version))
+    return update, condition
+
+
+def mark_abandoned(record: NotificationRecord, reason: str, *, now: float) -> tuple[ItemUpdate, Condition]:
+    """A pending record whose message reached the dead-letter queue without an outcome: `dead_lettered`.
+
+    The health monitor's reconciliation writes it, as no lease holder: a sender that died holding the
+    lease (or could not claim the notification at all) on its last receive left the record `queued` or
+    `deferred` while SQS moved the message to the DLQ.
+    """
+    history = bounded_history([*record.history, HistoryEntry(status=Status.DEAD_LETTERED, at=iso(now), detail=reason)])
+    update = ItemUpdate(
+        set={
+            STATUS: Status.DEAD_LETTERED.value,
+            UPDATED_AT: iso(now),
+            HISTORY: [entry.model_dump(mode="json", exclude_none=True) for entry in history],
+            "reason": reason,
+        },
+        add={VERSION: 1},
+        remove=frozenset({LEASE_OWNER, LEASE_UNTIL, "next_attempt_at"}),
+    )
+    # Race prevented: dead-lettering a notification that is being delivered right now by another copy of
+    # its message (a live lease: its sender's outcome write would otherwise land on a record whose lease
+    # we removed, or be overwritten by ours), or one that moved on since it was read (delivered, redriven,
+    # claimed). Only a pending record, unleased or with an expired lease, at the version read.
+    condition: Condition = (
+        In(STATUS, tuple(status.value for status in sorted(PENDING_STATUSES))),
+        AnyOf(NotExists(LEASE_UNTIL), LessThan(LEASE_UNTIL, _seconds(now))),
+        Equals(VERSION, record.version),
+    )
+    return update, condition
+
+
 def _owned(  # noqa: PLR0913, PLR0917 - one owned write: who, when, what status, and its fields
     record: NotificationRecord,
     owner: str,

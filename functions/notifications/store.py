@@ -12,12 +12,21 @@ not be queued: `batch_store.BatchWrites`, which the store delegates its batch me
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notifications import aws, records
-from notifications.batch_store import BatchWrites, error_code, from_item, key_of, serialized, to_item
+from notifications.batch_store import (
+    BATCH_GET_MAX_KEYS,
+    BATCH_RETRY,
+    BatchWrites,
+    error_code,
+    from_item,
+    key_of,
+    serialized,
+    to_item,
+)
 from notifications.budget import UNBOUNDED
 from notifications.clock import Clock, system_clock
 from notifications.errors import StoreUnavailable
@@ -56,6 +65,7 @@ class DynamoDBStatusStore:
         self._table = table_name
         self._client = client or aws.client("dynamodb")
         self._clock = clock
+        self._sleep = sleep
         self._batch = BatchWrites(table_name, self._client, sleep)
 
     # ------------------------------------------------------------------ accept side
@@ -182,9 +192,51 @@ class DynamoDBStatusStore:
         """Give the lease back untouched (nothing was tried): the claim's attempt is not counted."""
         return self._write_owned(record, records.release(record, owner, now=self._clock()))
 
+    # ------------------------------------------------------------------ dead letters
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, NotificationRecord]:
+        """The records of these ids that exist, by id: `BatchGetItem`, 100 keys a request, consistent reads.
+
+        Keys DynamoDB leaves unprocessed (throttling) are asked again after a short backoff, a few times;
+        any still unread then, or any failure, raises StoreUnavailable.
+        """
+        found: dict[str, NotificationRecord] = {}
+        unique = list(dict.fromkeys(notification_ids))
+        for start in range(0, len(unique), BATCH_GET_MAX_KEYS):
+            keys: list[dict[str, Any]] = [key_of(i) for i in unique[start : start + BATCH_GET_MAX_KEYS]]
+            for attempt in range(1, BATCH_RETRY.max_attempts + 1):
+                keys = self._get_batch(keys, found)
+                if not keys:
+                    break
+                if attempt == BATCH_RETRY.max_attempts:
+                    raise StoreUnavailable(f"status store throttled reads of {len(keys)} records")
+                self._sleep(BATCH_RETRY.delay(attempt))
+        return found
+
+    def requeue_dead_lettered(self, record: NotificationRecord, detail: str) -> bool:
+        """A dead-lettered record back to `queued` (a redrive); False if it is no longer the one read."""
+        return self._write_owned(record, records.requeue_dead_lettered(record, detail, now=self._clock()))
+
+    def mark_abandoned(self, record: NotificationRecord, reason: str) -> bool:
+        """A pending record whose message reached the DLQ: `dead_lettered`; False if it moved on meanwhile."""
+        return self._write_owned(record, records.mark_abandoned(record, reason, now=self._clock()))
+
+    def _get_batch(self, keys: list[dict[str, Any]], found: dict[str, NotificationRecord]) -> list[dict[str, Any]]:
+        """One `BatchGetItem`: adds the notifications it returns to `found`; returns the keys left unprocessed."""
+        try:
+            response = self._client.batch_get_item(RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}})
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        for item in response.get("Responses", {}).get(self._table, []):
+            if "fingerprint" in item:  # a notification, not a cached push endpoint sharing the table
+                record = from_item(item)
+                found[record.id] = record
+        unprocessed: Any = response.get("UnprocessedKeys", {}).get(self._table)
+        return list(unprocessed["Keys"]) if unprocessed else []
+
     # ------------------------------------------------------------------ helpers
     def _write_owned(self, record: NotificationRecord, change: tuple[ItemUpdate, Condition]) -> bool:
-        """One conditional write by the lease holder (`records` builds it); False if the lease was lost."""
+        """One conditional write (`records` builds it); False if its condition failed (the lease was lost, or
+        the record moved on)."""
         update, condition = change
         try:
             self._client.update_item(TableName=self._table, Key=key_of(record.id), **render(update, condition))

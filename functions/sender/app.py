@@ -129,8 +129,9 @@ def build_sender(
         call_timeout_seconds=max(settings.webhook_timeout_seconds, aws.SLOWEST_CALL_SECONDS),
     )
     mode = ModeReader(settings.resilience_table, dynamodb, clock=clock, ttl_seconds=settings.mode_cache_seconds)
+    store = DynamoDBStatusStore(settings.notifications_table, client=dynamodb, clock=clock)
     deliverer = Deliverer(
-        DynamoDBStatusStore(settings.notifications_table, client=dynamodb, clock=clock),
+        store,
         providers
         if providers is not None
         else default_providers(
@@ -141,6 +142,8 @@ def build_sender(
         policy,
         mode=mode.current,
         clock=clock,
+        # A message moved back from the DLQ (an SQS move task) finds its record dead-lettered: redriven.
+        requeue_dead_lettered=store.requeue_dead_lettered,
     )
     return Sender(deliverer=deliverer, queues=queues, concurrency=settings.delivery_concurrency)
 

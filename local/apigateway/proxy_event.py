@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 INTERNAL_ERROR_BODY = b'{"message": "Internal server error"}'  # API Gateway's own body for a 500 or 502
 
@@ -18,7 +18,7 @@ class HttpRequest:
     """An HTTP request as the gateway received it; header names keep the client's spelling."""
 
     method: str
-    path: str  # decoded, without the query string
+    path: str  # as sent (percent-encoded), without the query string: routes match it, parameters are decoded
     query: str
     headers: list[tuple[str, str]]
     body: bytes
@@ -41,7 +41,7 @@ class HttpRequest:
         path, _, query = target.partition("?")
         return cls(
             method=method.upper(),
-            path=unquote(path) or "/",
+            path=path or "/",
             query=query,
             headers=headers,
             body=body,

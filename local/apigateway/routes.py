@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     from local.aws.template import Stack
@@ -31,7 +32,9 @@ class Route:
         if self.method not in {method, "ANY"}:
             return None
         found = self.pattern.fullmatch(path)
-        return None if found is None else dict(found.groupdict())
+        # Matched on the path as sent, so an encoded "/" (%2F) stays inside its parameter, as in API Gateway;
+        # each parameter is then decoded.
+        return None if found is None else {name: unquote(value) for name, value in found.groupdict().items()}
 
 
 def _compile(resource_path: str) -> tuple[re.Pattern[str], int, bool]:

@@ -369,3 +369,35 @@ def test_every_sqs_event_source_has_bounded_concurrency() -> None:
             logical_id,
             name,
         )
+
+
+def test_the_admin_function_serves_the_operations_routes_and_outlives_none_of_its_dead_letter_readings() -> None:
+    # Given
+    from local.runtime import LOCAL_ONLY_ENVIRONMENT
+    from notifications.dead_letters import PEEK_VISIBILITY_SECONDS
+
+    admin = props("AdminFunction")
+    routes = {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in admin["Events"].values()}
+
+    # Then: the breakers' and dead letters' routes are the admin function's
+    assert {
+        ("GET", "/admin/circuit-breakers"),
+        ("POST", "/admin/circuit-breakers/{name}/reset"),
+        ("POST", "/admin/circuit-breakers/{name}/open"),
+        ("POST", "/admin/circuit-breakers/{name}/disable"),
+        ("GET", "/admin/dead-letters"),
+        ("POST", "/admin/dead-letters/redrive"),
+    } <= routes
+    # ... it answers before API Gateway's 29 s integration timeout, and a message it reads from the DLQ stays
+    # invisible longer than it can run, so one reading never sees a message twice
+    assert admin["Timeout"] < 29 and admin["Timeout"] <= PEEK_VISIBILITY_SECONDS
+    # ... an unfiltered redrive is a move task from the DLQ to the standard queue in AWS, and not locally (moto)
+    variables = admin["Environment"]["Variables"]
+    assert variables["REDRIVE_WITH_MOVE_TASK"] == "true"
+    assert variables["DEAD_LETTER_QUEUE_ARN"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert variables["REDRIVE_DESTINATION_ARN"] == {"Fn::GetAtt": ["StandardQueue", "Arn"]}
+    assert LOCAL_ONLY_ENVIRONMENT["REDRIVE_WITH_MOVE_TASK"] == "false"
+    # ... and StartMessageMoveTask is allowed on the DLQ only, the one queue it moves from
+    statements = [s for policy in admin["Policies"] for s in policy["Statement"]]
+    [move] = [s for s in statements if "sqs:StartMessageMoveTask" in s["Action"]]
+    assert move["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}

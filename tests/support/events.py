@@ -115,10 +115,17 @@ def queue_message(notification_id: str) -> str:
 
 
 def admin_request(
-    method: str, path: str, body: Any = None, *, key_id: str, resource: str | None = None
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    key_id: str,
+    resource: str | None = None,
+    query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An admin route's API Gateway event (`resource` is the route's template, e.g. `/admin/clients/{id}`;
-    its path parameters are read off `path`), sent with the key whose id is `key_id`."""
+    its path parameters are read off `path`, as given: API Gateway REST passes the path percent-encoded), sent
+    with the key whose id is `key_id`, with the query string's parameters `query`."""
     event = post_notification(raw=None if body is None else json.dumps(body), key_id=key_id)
     if body is None:
         event["body"] = None
@@ -134,4 +141,6 @@ def admin_request(
         if name.startswith("{") and name.endswith("}")
     }
     event["pathParameters"] = parameters or None
+    event["queryStringParameters"] = query or None
+    event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} if query else None
     return event

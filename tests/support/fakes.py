@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from notifications import records
 from notifications.batch_store import BATCH_WRITE_MAX_ITEMS, TRANSACTION_MAX_ITEMS
 from notifications.budget import UNBOUNDED
+from notifications.dead_letters import PeekedMessage
 from notifications.errors import DeliveryError, QueueUnavailable, StoreUnavailable
 from notifications.health_snapshot import BreakerView, CheckView, ProviderView, QueueView, Snapshot
 from notifications.ids import KeyedIds
-from notifications.models import Channel
+from notifications.models import Channel, QueueMessage
 from notifications.ports import AlreadyExists, Claim, Creation
 from notifications.probes import ProbeResults
 from notifications.providers import ProviderReceipt
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from notifications.budget import TimeBudget
-    from notifications.models import NotificationRecord, Priority, QueueMessage
+    from notifications.models import NotificationRecord, Priority
     from notifications.ports import Outgoing
     from resilience.conditional import Condition, ItemUpdate, Value
     from tests.support.clock import FakeClock
@@ -190,8 +191,19 @@ class FakeStatusStore:
     def release(self, record: NotificationRecord, owner: str) -> bool:
         return self._write(record, records.release(record, owner, now=self._clock()))
 
+    # ------------------------------------------------------------------ dead letters
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, NotificationRecord]:
+        self._check()
+        return {i: records.from_attributes(self._items[i]) for i in notification_ids if i in self._items}
+
+    def requeue_dead_lettered(self, record: NotificationRecord, detail: str) -> bool:
+        return self._write(record, records.requeue_dead_lettered(record, detail, now=self._clock()))
+
+    def mark_abandoned(self, record: NotificationRecord, reason: str) -> bool:
+        return self._write(record, records.mark_abandoned(record, reason, now=self._clock()))
+
     def _write(self, record: NotificationRecord, change: tuple[ItemUpdate, Condition]) -> bool:
-        """One owned write: applied if its condition holds on the stored item (False otherwise)."""
+        """One conditional write: applied if its condition holds on the stored item (False otherwise)."""
         self._check()
         update, condition = change
         with self._lock:
@@ -304,6 +316,110 @@ class FakeProvider:
         if self.failures:
             raise self.failures.pop(0)
         return ProviderReceipt(provider=self.name, message_id=f"{self.name}-{len(self.calls)}")
+
+
+@dataclass
+class _DeadLetter:
+    message_id: str
+    body: str
+    visible_at: float = 0.0
+    receipt: str | None = None  # the newest receipt handle: only it can release or delete the message
+    receives: int = 0
+
+
+@dataclass
+class FakeDeadLetterQueue:
+    """The dead-letter queue in memory (`notifications.dead_letters.DeadLetterQueue`), with SQS's visibility on the
+    test's clock: a received message is invisible until released, deleted or its visibility timeout is over.
+
+    `fail_deletes` makes deletes raise `crash` (a reader dying between sending a copy and deleting);
+    `fail_releases` makes releases raise; `unavailable` makes every call raise `QueueUnavailable`.
+    """
+
+    clock: FakeClock
+    messages: dict[str, _DeadLetter] = field(default_factory=dict)
+    unavailable: bool = False
+    fail_deletes: BaseException | None = None
+    fail_releases: BaseException | None = None
+    move_tasks: list[str] = field(default_factory=list)
+    receive_calls: int = 0
+    _counter: int = 0
+
+    def put(self, notification_id: str | None = None, *, body: str | None = None) -> str:
+        """A message (`{"id": notification_id}`, or `body` as given) at the end of the queue; its message id."""
+        self._counter += 1
+        message_id = f"dlq-{self._counter}"
+        text = body if body is not None else QueueMessage(id=str(notification_id)).model_dump_json()
+        self.messages[message_id] = _DeadLetter(message_id, text)
+        return message_id
+
+    def visible_ids(self) -> list[str]:
+        """The notification ids of the messages visible now, in queue order (a body that is not Herald's: '?')."""
+        now = self.clock()
+        return [_id_of(m.body) for m in self.messages.values() if m.visible_at <= now]
+
+    def ids(self) -> list[str]:
+        """Every message's notification id, visible or not."""
+        return [_id_of(m.body) for m in self.messages.values()]
+
+    def receive(self, count: int, *, visibility_seconds: int, wait_seconds: int) -> list[PeekedMessage]:
+        self._check()
+        self.receive_calls += 1
+        now = self.clock()
+        received = []
+        for message in self.messages.values():
+            if len(received) == count:
+                break
+            if message.visible_at > now:
+                continue
+            message.receives += 1
+            message.receipt = f"{message.message_id}/r{message.receives}"
+            message.visible_at = now + visibility_seconds
+            notification_id = _id_of(message.body)
+            received.append(
+                PeekedMessage(message.message_id, message.receipt, None if notification_id == "?" else notification_id)
+            )
+        return received
+
+    def release(self, messages: Sequence[PeekedMessage]) -> None:
+        if self.fail_releases is not None:
+            raise self.fail_releases
+        for peeked in messages:
+            message = self.messages.get(peeked.message_id)
+            if message is not None and message.receipt == peeked.receipt_handle:
+                message.visible_at = self.clock()
+
+    def delete(self, messages: Sequence[PeekedMessage]) -> list[PeekedMessage]:
+        if self.fail_deletes is not None:
+            raise self.fail_deletes
+        kept = []
+        for peeked in messages:
+            message = self.messages.get(peeked.message_id)
+            if message is None or message.receipt != peeked.receipt_handle:
+                kept.append(peeked)
+            else:
+                del self.messages[peeked.message_id]
+        return kept
+
+    def depth(self) -> int:
+        self._check()
+        return len(self.messages)
+
+    def start_move_task(self) -> str:
+        self._check()
+        self.move_tasks.append(f"task-{len(self.move_tasks) + 1}")
+        return self.move_tasks[-1]
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise QueueUnavailable("dead-letter queue unavailable (EndpointConnectionError)")
+
+
+def _id_of(body: str) -> str:
+    try:
+        return QueueMessage.model_validate_json(body).id
+    except ValueError:
+        return "?"
 
 
 def http_error(status: int, retry_after: float | None = None) -> DeliveryError:

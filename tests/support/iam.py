@@ -103,6 +103,8 @@ class AwsCallRecorder:
             return f"{table}/index/{params['IndexName']}" if "IndexName" in params else table
         if service == "sqs" and "QueueUrl" in params:
             return f"arn:aws:sqs:{region}:{account}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
+        if service == "sqs" and "SourceArn" in params:  # StartMessageMoveTask: authorised on the source queue
+            return str(params["SourceArn"])
         if service == "sns":
             # Publish to a phone number has no resource ("*"); to an endpoint or topic, its ARN.
             found = params.get("TargetArn") or params.get("TopicArn") or params.get("PlatformApplicationArn")

@@ -94,3 +94,19 @@ def test_default_4xx_template_gets_the_message_as_a_json_string(offline_stack: C
     assert rendered.status == 403
     assert json.loads(rendered.body) == {"error": {"code": "bad_request", "message": "Forbidden"}}
     assert rendered.headers["x-amzn-RequestId"] == "req-1"
+
+
+def test_an_encoded_slash_stays_inside_its_path_parameter_which_is_then_decoded(
+    offline_stack: Callable[..., Stack],
+) -> None:
+    # Given a route with a parameter in the middle (the admin API's breaker actions)
+    table = _table(offline_stack(), {"/admin/circuit-breakers/{name}/reset": {"post": _operation(secured=True)}})
+
+    # When a webhook breaker's name is sent percent-encoded, as clients must (it holds "/" and ":")
+    found = table.find("POST", "/admin/circuit-breakers/webhook%3Ahttps%3A%2F%2Fhooks.example.com%3A443/reset")
+    plain = table.find("POST", "/admin/circuit-breakers/webhook:https://hooks.example.com:443/reset")
+
+    # Then the encoded form matches, with the name decoded; the raw slashes do not (they are path segments)
+    assert found is not None
+    assert found[1] == {"name": "webhook:https://hooks.example.com:443"}
+    assert plain is None

@@ -14,12 +14,16 @@ import pytest
 
 from health_monitor.app import build_dependencies, handle
 from health_monitor.settings import HealthMonitorSettings
+from notifications.dead_letters import ABANDONED_REASON
 from notifications.health_snapshot import SnapshotStore
+from notifications.models import Status
 from notifications.observability import logger
 from notifications.settings import load_settings
+from notifications.store import DynamoDBStatusStore
 from resilience import BreakerRegistry, DynamoDBBreakerStore
 from resilience.mode import Mode, ModeReader
 from tests.integration.notifications.conftest import context
+from tests.support import events
 from tests.support.clock import FakeClock
 from tests.support.iam import AwsCallRecorder, denied_calls
 
@@ -184,5 +188,71 @@ def test_every_aws_call_the_monitor_makes_is_allowed_by_its_policy(herald: Heral
         "dynamodb:BatchGetItem",
         "sqs:GetQueueAttributes",
         "cloudwatch:GetMetricData",
+    } <= recorder.actions()
+    assert denied_calls(herald.stack, "HealthMonitorFunction", recorder.calls) == []
+
+
+def abandoned_in_the_dlq(herald: Herald) -> str:
+    """A notification whose sender claimed it on its last receive and died holding the lease: SQS's redrive moved
+    its message to the DLQ while the record stayed `queued`."""
+    response = herald.api(
+        events.post_notification({"channel": "sms", "recipient": {"phone": "+447700900123"}, "body": "b"})
+    )
+    notification_id: str = json.loads(response["body"])["id"]
+    sqs, url = herald.session.client("sqs"), herald.queue_url("StandardQueue")
+    for _ in range(int(herald.env["MAX_RECEIVE_COUNT"])):
+        assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    store = DynamoDBStatusStore(herald.env["NOTIFICATIONS_TABLE"], client=herald.session.client("dynamodb"))
+    assert store.claim(notification_id, "sender-that-died", 1.0).granted  # ... and nothing after it
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)  # this receive moved it to the DLQ
+    return notification_id
+
+
+def test_a_queued_notification_whose_message_reached_the_dlq_is_dead_lettered_within_one_run(
+    herald: Herald, logged: io.StringIO
+) -> None:
+    # Given
+    notification_id = abandoned_in_the_dlq(herald)
+    store = DynamoDBStatusStore(herald.env["NOTIFICATIONS_TABLE"], client=herald.session.client("dynamodb"))
+    assert store.get(notification_id).status is Status.QUEUED  # type: ignore[union-attr]
+
+    # When: one run (its clock is past the dead sender's lease)
+    run(herald, settings_of(herald, DEAD_LETTER_WAIT_SECONDS="0"))
+
+    # Then: dead-lettered with the reason, its message still in the DLQ (visible, redrivable); the run says so
+    record = store.get(notification_id)
+    assert record is not None
+    assert (record.status, record.reason, record.history[-1].detail) == (
+        Status.DEAD_LETTERED,
+        ABANDONED_REASON,
+        ABANDONED_REASON,
+    )
+    [message] = herald.receive_all("DeadLetterQueue")
+    assert json.loads(message["Body"]) == {"id": notification_id}
+    [report] = [json.loads(line) for line in logged.getvalue().splitlines() if '"health snapshot"' in line]
+    assert report["reconciled"] == 1
+
+
+def test_every_aws_call_of_the_reconciliation_is_allowed_by_the_monitor_s_policy(herald: Herald) -> None:
+    # Given: a queued notification whose message is in the DLQ, and a session recording every call
+    abandoned_in_the_dlq(herald)
+    recorder = AwsCallRecorder(herald.stack)
+    session = recorder.attach(boto3.Session(region_name="us-east-1"))
+
+    # When
+    deps = build_dependencies(
+        settings_of(herald, DEAD_LETTER_WAIT_SECONDS="0"),
+        dynamodb=session.client("dynamodb"),
+        sqs=session.client("sqs"),
+        clock=FakeClock(NOW),
+    )
+    handle({}, context("monitor", 30), deps)
+
+    # Then
+    assert {
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "dynamodb:BatchGetItem",
+        "dynamodb:UpdateItem",
     } <= recorder.actions()
     assert denied_calls(herald.stack, "HealthMonitorFunction", recorder.calls) == []

@@ -338,6 +338,7 @@ def test_the_catalogue_names_each_metric_once_with_a_meaning_and_its_emitters() 
         "ProviderBreakersOpen",
         "HealthSnapshotWritten",
         "HealthProbeFailures",
+        "NotificationsReconciled",
     }
 
 

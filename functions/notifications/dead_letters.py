@@ -1,0 +1,777 @@
+"""Dead letters: what rests in the dead-letter queue, read without taking it; redrive; reconciliation.
+
+**Reading never loses or delays a message.** A `Peek` receives the DLQ's messages in batches of 10, each
+invisible for `PEEK_VISIBILITY_SECONDS` (longer than any reader runs: the admin function's timeout, the
+monitor's reconciliation window), so one reading sees each message once. Whatever happens, leaving the peek
+makes every message it received and did not delete visible again at once (`ChangeMessageVisibilityBatch`
+to 0). A reader killed mid-way (a timeout) delays the messages it held by at most that visibility timeout;
+nothing is ever deleted but a message whose notification was just sent again.
+
+**What a dead letter is** (`DeadLetter`) comes from the notification's status record (read with
+`BatchGetItem`), not from the message, which holds only the id. Its `error_class` says why it is there
+(`DeadLetterClass`). The exception that dead-lettered it is gone by then, so the class is read from the record:
+a notification only reaches the DLQ after `notifications.failures.delivery_classifier` judged its failures
+TRANSIENT (a PERMANENT verdict ends it `failed`, never in the DLQ), and its history says which way it got
+there. First and last failure times are the history's failure entries (retries, deferrals, the dead-lettering);
+the history keeps the first entry and the newest 29, so on a long one "first" is the oldest kept.
+
+**Redrive** (`DeadLetters.redrive`): a filtered redrive moves message by message, per batch of 10: each
+matching notification's record goes back from `dead_lettered` to `queued` (a conditional write), then its
+message is sent to the queue its priority uses, then the DLQ message is deleted. A crash between any two steps
+loses nothing: a record queued without a copy is dead-lettered again by the monitor's reconciliation (its
+message is still in the DLQ), and a copy sent before its DLQ message was deleted is a duplicate that the
+sender drops (it cannot claim a notification already claimed or finished). An unfiltered redrive hands the
+whole queue to an SQS move task (`StartMessageMoveTask`, when `REDRIVE_WITH_MOVE_TASK` is on), which changes
+no record: the sender puts each record back to `queued` when its message arrives
+(`notifications.delivery`, "redriven by an operator"), so a record says `queued` exactly when its message
+is back on a work queue.
+
+**Reconciliation** (`DeadLetterReconciler`, a step of the health monitor's run): a record still `queued` or
+`deferred` whose message rests in the DLQ (a sender died holding the lease on the last receive, or could not
+claim it at all) is marked `dead_lettered`, conditionally, with a reason. Bounded per run.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Protocol, Self
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
+
+from notifications.budget import UNBOUNDED, TimeBudget
+from notifications.clock import epoch
+from notifications.errors import QueueUnavailable
+from notifications.models import PENDING_STATUSES, Channel, QueueMessage, Status
+from notifications.observability import logger
+from notifications.ports import Outgoing
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from types import TracebackType
+
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import ChangeMessageVisibilityBatchRequestEntryTypeDef
+
+    from notifications.clock import Clock
+    from notifications.models import HistoryEntry, NotificationRecord
+    from notifications.ports import Enqueuer
+
+# Every message a reader receives stays invisible this long: more than any reader runs (the admin function's
+# timeout, tests/infrastructure checks it; the monitor's reconciliation window), so one reading sees each
+# message once, and a reader killed mid-way delays what it held by at most this.
+PEEK_VISIBILITY_SECONDS = 30
+RECEIVE_MAX_MESSAGES = 10  # ReceiveMessage's limit
+CHANGE_BATCH_MAX_ENTRIES = 10  # ChangeMessageVisibilityBatch's and DeleteMessageBatch's limit
+# The most messages one reading holds: it makes them all visible again as it ends, 10 to a request.
+MAX_SCAN_MESSAGES = 10_000
+_RELEASE_THREADS = 16
+# How many ids a redrive's answer lists.
+NOTIFICATION_IDS_SHOWN = 100
+# The history entry of a notification an operator redrove message by message.
+REDRIVEN_BY_OPERATOR = "redriven by an operator"
+# The reason reconciliation gives a pending record whose message reached the dead-letter queue.
+ABANDONED_REASON = (
+    "its message reached the dead-letter queue without an outcome "
+    "(the sender handling it stopped, or could not claim it, on its last receive)"
+)
+# How `notifications.delivery` words what dead-lettered a notification (its tests hold these to it).
+_INTERNAL_ERROR_PREFIX = "internal error ("  # `_unexpected`: an exception nobody expected, retried until exhausted
+_NO_CHANNEL_MARK = "without a channel"  # `_wait`: deferred past the horizon, "gave up after 24 h without a channel"
+_RETRY_DETAIL_PREFIX = "attempt "  # `records.record_retry`: "attempt 2 failed, will retry: ..."
+
+
+class DeadLetterClass(StrEnum):
+    """Why a notification's message rests in the dead-letter queue (the `error_class` of a dead letter)."""
+
+    TRANSIENT = "transient"  # retries exhausted: every attempt failed transiently (5xx, 429, timeouts...)
+    INTERNAL = "internal"  # retries exhausted on an error in Herald's own code (transient by the classifier)
+    NO_CHANNEL = "no_channel"  # no channel could be tried until the deferral horizon (24 h)
+    ABANDONED = "abandoned"  # its sender stopped (or never claimed it) on the last receive; reconciled or not yet
+    PERMANENT = "permanent"  # the notification ended `failed` since: a permanent failure (a stale copy)
+    FINISHED = "finished"  # the notification was sent or delivered since: a stale copy
+    UNKNOWN = "unknown"  # no record (never accepted, expired, erased) or not a Herald message
+
+
+class RedriveMethod(StrEnum):
+    MESSAGE_BY_MESSAGE = "message_by_message"
+    MOVE_TASK = "move_task"
+
+
+# ---------------------------------------------------------------------- what a dead letter is
+class DeadLetter(BaseModel):
+    """One message of the dead-letter queue, as the notification's record explains it."""
+
+    notification_id: str | None  # None: the body is not a Herald message
+    message_id: str
+    channel: Channel | None
+    provider: str | None
+    error_class: DeadLetterClass
+    error: str | None
+    attempts: int | None
+    first_failure_at: str | None
+    last_failure_at: str | None
+    status: Status | None
+
+
+@dataclass(frozen=True)
+class PeekedMessage:
+    """A message received from the dead-letter queue: its SQS identity and the notification it names."""
+
+    message_id: str
+    receipt_handle: str
+    notification_id: str | None  # None: its body is not `{"id": ...}`
+
+
+def describe(message: PeekedMessage, record: NotificationRecord | None) -> DeadLetter:
+    """The dead letter `message` is, given its notification's record (None when there is none)."""
+    if record is None:
+        return DeadLetter(
+            notification_id=message.notification_id,
+            message_id=message.message_id,
+            channel=None,
+            provider=None,
+            error_class=DeadLetterClass.UNKNOWN,
+            error=None,
+            attempts=None,
+            first_failure_at=None,
+            last_failure_at=None,
+            status=None,
+        )
+    failures = [entry.at for entry in record.history if _is_failure(entry)]
+    return DeadLetter(
+        notification_id=record.id,
+        message_id=message.message_id,
+        channel=record.channel,
+        provider=record.provider,
+        error_class=classify(record),
+        error=record.error,
+        attempts=record.attempts,
+        first_failure_at=failures[0] if failures else None,
+        last_failure_at=failures[-1] if failures else None,
+        status=record.status,
+    )
+
+
+def classify(record: NotificationRecord) -> DeadLetterClass:
+    """Why the record's message is in the DLQ, from its status, error and history (see the module docstring)."""
+    by_status = _CLASS_BY_STATUS.get(record.status)
+    return by_status if by_status is not None else _dead_lettered_class(record)
+
+
+# A record no longer (or not yet) dead-lettered: its status says it all.
+_CLASS_BY_STATUS = {
+    Status.SENT: DeadLetterClass.FINISHED,
+    Status.DELIVERED: DeadLetterClass.FINISHED,
+    Status.FAILED: DeadLetterClass.PERMANENT,
+    Status.QUEUED: DeadLetterClass.ABANDONED,  # reconciliation has not marked it yet
+    Status.DEFERRED: DeadLetterClass.ABANDONED,
+}
+
+
+def _dead_lettered_class(record: NotificationRecord) -> DeadLetterClass:
+    """How a `dead_lettered` record got there: its last dead-lettering entry, else its reason and error."""
+    dead_lettered = [entry for entry in record.history if entry.status is Status.DEAD_LETTERED]
+    detail = (dead_lettered[-1].detail if dead_lettered else None) or record.reason or ""
+    if detail == ABANDONED_REASON:
+        return DeadLetterClass.ABANDONED
+    if _NO_CHANNEL_MARK in detail:
+        return DeadLetterClass.NO_CHANNEL
+    if (record.error or "").startswith(_INTERNAL_ERROR_PREFIX):
+        return DeadLetterClass.INTERNAL
+    return DeadLetterClass.TRANSIENT
+
+
+def _is_failure(entry: HistoryEntry) -> bool:
+    """A history entry that records a failure: a retry, a deferral, the dead-lettering or the failure."""
+    if entry.status in {Status.DEAD_LETTERED, Status.FAILED, Status.DEFERRED}:
+        return True
+    return entry.status is Status.QUEUED and (entry.detail or "").startswith(_RETRY_DETAIL_PREFIX)
+
+
+# ---------------------------------------------------------------------- filters
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+
+
+class DeadLetterFilter(BaseModel):
+    """Which dead letters: by channel, provider, error class, and bounds on the last failure time (ISO 8601,
+    UTC when no offset is given; `since` inclusive, `until` exclusive). No field: every dead letter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: Channel | None = None
+    provider: ProviderName | None = None
+    error_class: DeadLetterClass | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no field filters: every message matches."""
+        return all(getattr(self, name) is None for name in DeadLetterFilter.model_fields)
+
+    def matches(self, letter: DeadLetter) -> bool:
+        return (
+            self.channel in {None, letter.channel}
+            and self.provider in {None, letter.provider}
+            and self.error_class in {None, letter.error_class}
+            and self._in_time(letter.last_failure_at)
+        )
+
+    def _in_time(self, last_failure_at: str | None) -> bool:
+        if self.since is None and self.until is None:
+            return True
+        if last_failure_at is None:
+            return False
+        moment = epoch(last_failure_at)
+        after_since = self.since is None or moment >= self.since.timestamp()
+        return after_since and (self.until is None or moment < self.until.timestamp())
+
+
+# ---------------------------------------------------------------------- ports
+class DeadLetterQueue(Protocol):
+    """The dead-letter queue as readers use it (`SqsDeadLetterQueue`; a fake in tests/support/fakes.py)."""
+
+    def receive(self, count: int, *, visibility_seconds: int, wait_seconds: int) -> list[PeekedMessage]:
+        """Up to `count` (<= 10) visible messages, each invisible for `visibility_seconds` now."""
+        ...
+
+    def release(self, messages: Sequence[PeekedMessage]) -> None:
+        """Make received messages visible again at once; never raises (they come back on their own)."""
+        ...
+
+    def delete(self, messages: Sequence[PeekedMessage]) -> list[PeekedMessage]:
+        """Delete received messages; returns those it could not delete (they stay in the queue)."""
+        ...
+
+    def depth(self) -> int:
+        """About how many messages the queue holds (visible and in flight)."""
+        ...
+
+    def start_move_task(self) -> str:
+        """Start an SQS move task of every message to the redrive destination; its task handle."""
+        ...
+
+
+class DeadLetterRecords(Protocol):
+    """What dead letters need of the status store (`store.DynamoDBStatusStore`, the fake store)."""
+
+    def get_many(self, notification_ids: Sequence[str]) -> dict[str, NotificationRecord]: ...
+
+    def requeue_dead_lettered(self, record: NotificationRecord, detail: str) -> bool: ...
+
+    def mark_abandoned(self, record: NotificationRecord, reason: str) -> bool: ...
+
+
+# ---------------------------------------------------------------------- reading without taking
+class Peek:
+    """One reading of the dead-letter queue: a context manager; leaving it, however, releases what it holds.
+
+    Parameters
+    ----------
+    queue : DeadLetterQueue
+        The queue.
+    allows_call : Callable[[], bool]
+        Asked before each receive: False ends the reading (no time left for it and the release after it).
+    max_messages : int
+        The most distinct messages it receives.
+    wait_seconds : int
+        Long polling of each receive (0 to 20): an empty answer then means the queue has no visible message.
+    """
+
+    def __init__(
+        self, queue: DeadLetterQueue, *, allows_call: Callable[[], bool], max_messages: int, wait_seconds: int
+    ) -> None:
+        self._queue = queue
+        self._allows_call = allows_call
+        self._max = max_messages
+        self._wait = wait_seconds
+        self._held: dict[str, PeekedMessage] = {}  # message id -> its latest receipt, until released or deleted
+        self._seen: set[str] = set()  # every message id received
+        self.exhausted = False  # True once a receive came back empty: every visible message was seen
+
+    @property
+    def scanned(self) -> int:
+        """Distinct messages received."""
+        return len(self._seen)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        held = list(self._held.values())
+        self._held.clear()
+        if not held:
+            return
+        try:
+            self._queue.release(held)
+        except Exception:  # noqa: BLE001 - never mask the reading's own outcome; they come back on their own
+            logger.exception(
+                "dead letters not made visible at once; they come back after their visibility timeout",
+                extra={"messages": len(held), "visibility_seconds": PEEK_VISIBILITY_SECONDS},
+            )
+
+    def batches(self) -> Iterator[list[PeekedMessage]]:
+        """Each receive's messages not seen before, until the queue has no more, the cap, or the time is up."""
+        while self.scanned < self._max:
+            if not self._allows_call():
+                logger.info("dead-letter reading stopped: out of time", extra={"scanned": self.scanned})
+                return
+            count = min(RECEIVE_MAX_MESSAGES, self._max - self.scanned)
+            received = self._queue.receive(count, visibility_seconds=PEEK_VISIBILITY_SECONDS, wait_seconds=self._wait)
+            if not received:
+                self.exhausted = True
+                return
+            fresh = [message for message in received if message.message_id not in self._seen]
+            for message in received:  # a second receipt of one message (at-least-once): keep the newest
+                self._held[message.message_id] = message
+                self._seen.add(message.message_id)
+            if fresh:
+                yield fresh
+
+    def delete(self, messages: Sequence[PeekedMessage]) -> int:
+        """Delete messages this reading holds (theirs were sent again); returns how many went."""
+        current = [self._held[message.message_id] for message in messages if message.message_id in self._held]
+        kept = {message.message_id for message in self._queue.delete(current)}
+        for message in current:
+            if message.message_id not in kept:
+                del self._held[message.message_id]
+        return len(current) - len(kept)
+
+
+# ---------------------------------------------------------------------- answers
+class DeadLetterListing(BaseModel):
+    """`GET /admin/dead-letters`: the matching dead letters, how many messages were read, whether it stopped
+    before the end of the queue (the limit, the scan cap or the time: more may match)."""
+
+    dead_letters: list[DeadLetter]
+    scanned: int
+    truncated: bool
+
+
+class RedriveResult(BaseModel):
+    """`POST /admin/dead-letters/redrive`: what matched, what moved (fewer when it stopped before its deadline:
+    `truncated`), how, the first ids, and a move task's handle."""
+
+    dry_run: bool
+    matched: int
+    moved: int
+    method: RedriveMethod
+    notification_ids: list[str]
+    truncated: bool
+    task_handle: str | None = None
+
+
+@dataclass(frozen=True)
+class RedriveOrder:
+    """What a redrive is asked: which dead letters (`filters`), at most how many (`max_messages`: None, not
+    given), and whether only to answer what would move."""
+
+    filters: DeadLetterFilter = field(default_factory=DeadLetterFilter)
+    max_messages: int | None = None
+    dry_run: bool = False
+
+    @property
+    def unfiltered(self) -> bool:
+        """Every message, however many: what a move task does."""
+        return self.filters.is_empty and self.max_messages is None
+
+
+DEFAULT_REDRIVE_MAX = 1000
+
+
+# ---------------------------------------------------------------------- listing and redriving
+class DeadLetters:
+    """The admin API's dead letters: find (list) them, redrive them (see the module docstring).
+
+    Parameters
+    ----------
+    queue : DeadLetterQueue
+        The notifications' dead-letter queue.
+    records : DeadLetterRecords
+        The status store.
+    enqueuer : Enqueuer
+        The work queues a redriven message is sent to (by the record's queue, else its priority).
+    move_task : bool
+        Whether an unfiltered redrive hands the queue to an SQS move task (SQS in AWS; not in moto).
+    wait_seconds : int
+        Long polling of each receive.
+    """
+
+    def __init__(
+        self,
+        queue: DeadLetterQueue,
+        records: DeadLetterRecords,
+        enqueuer: Enqueuer,
+        *,
+        move_task: bool,
+        wait_seconds: int = 1,
+    ) -> None:
+        self._queue = queue
+        self._records = records
+        self._enqueuer = enqueuer
+        self._move_task = move_task
+        self._wait = wait_seconds
+
+    def find(self, filters: DeadLetterFilter, *, limit: int, budget: TimeBudget) -> DeadLetterListing:
+        """The dead letters matching `filters`, at most `limit`, newest failure first; nothing is taken."""
+        letters: list[DeadLetter] = []
+        with self._peek(budget, MAX_SCAN_MESSAGES) as peek:
+            for batch in peek.batches():
+                found = self._records.get_many(_ids(batch))
+                letters.extend(
+                    letter
+                    for message in batch
+                    if filters.matches(letter := describe(message, _record_of(message, found)))
+                )
+                if len(letters) >= limit:
+                    break
+        letters.sort(key=lambda letter: (letter.last_failure_at or "", letter.message_id), reverse=True)
+        return DeadLetterListing(dead_letters=letters[:limit], scanned=peek.scanned, truncated=not peek.exhausted)
+
+    def redrive(self, order: RedriveOrder, *, budget: TimeBudget) -> RedriveResult:
+        """Send dead-lettered notifications to their queues again (see the module docstring)."""
+        if order.unfiltered and self._move_task:
+            return self._redrive_with_move_task(order, budget)
+        return self._redrive_message_by_message(order, budget)
+
+    # ------------------------------------------------------------------ message by message
+    def _redrive_message_by_message(self, order: RedriveOrder, budget: TimeBudget) -> RedriveResult:
+        limit = DEFAULT_REDRIVE_MAX if order.max_messages is None else order.max_messages
+        matched: list[str] = []
+        handled: set[str] = set()
+        moved = 0
+        stopped = False
+        with self._peek(budget, MAX_SCAN_MESSAGES) as peek:
+            for batch in peek.batches():
+                found = self._records.get_many(_ids(batch))
+                chosen = []
+                for message in batch:
+                    record = _record_of(message, found)
+                    # Once per notification a call: a copy this call moved may fail again at once and come back
+                    # to the DLQ as a new message before the call ends; it is left for the next redrive.
+                    if (
+                        record is not None
+                        and record.id not in handled
+                        and record.status is Status.DEAD_LETTERED
+                        and order.filters.matches(describe(message, record))
+                    ):
+                        handled.add(record.id)
+                        chosen.append((message, record))
+                chosen = chosen[: limit - len(matched)]
+                matched.extend(record.id for _, record in chosen)
+                if not order.dry_run:
+                    done, stopped = self._move(chosen, peek, budget)
+                    moved += done
+                if stopped or len(matched) >= limit:
+                    break
+        result = RedriveResult(
+            dry_run=order.dry_run,
+            matched=len(matched),
+            moved=moved,
+            method=RedriveMethod.MESSAGE_BY_MESSAGE,
+            notification_ids=matched[:NOTIFICATION_IDS_SHOWN],
+            truncated=stopped or not peek.exhausted,
+        )
+        logger.info(
+            "dead letters redriven",
+            extra={"matched": result.matched, "moved": result.moved, "truncated": result.truncated},
+        )
+        return result
+
+    def _move(
+        self, chosen: list[tuple[PeekedMessage, NotificationRecord]], peek: Peek, budget: TimeBudget
+    ) -> tuple[int, bool]:
+        """Record to `queued`, copy to its queue, then the DLQ message deleted, in that order.
+
+        Returns how many moved, and whether the redrive must stop here: the time ran out, or a queue refused.
+        What did not move stays in the DLQ; a record put back to `queued` whose copy was not sent is
+        dead-lettered again by reconciliation. A record that changed since it was read is left (not moved).
+        """
+        requeued: list[tuple[PeekedMessage, NotificationRecord]] = []
+        stopped = False
+        for message, record in chosen:
+            if not budget.allows_call():
+                stopped = True
+                break
+            if self._records.requeue_dead_lettered(record, REDRIVEN_BY_OPERATOR):
+                requeued.append((message, record))
+            else:  # changed since it was read (another redrive, a move task's copy): not ours to move
+                logger.info("dead letter changed while redriving; left", extra={"notification_id": record.id})
+        outgoing = [
+            Outgoing(self._queue_url(record), QueueMessage(id=record.id), record.priority) for _, record in requeued
+        ]
+        # Not bounded by the budget: each record put back was allowed with time for a call after it, and a copy
+        # not sent now would leave it queued without a message until reconciliation. (A record is requeued once,
+        # so its id names one copy.)
+        refused = {item.message.id for item in self._enqueuer.send_many(outgoing, UNBOUNDED)}
+        sent = [message for message, record in requeued if record.id not in refused]
+        if len(sent) < len(requeued):
+            stopped = True
+            logger.warning(
+                "redriven notifications not queued; reconciliation dead-letters them again",
+                extra={"notifications": len(requeued) - len(sent)},
+            )
+        if sent:
+            deleted = peek.delete(sent)
+            if deleted < len(sent):  # a duplicate for the sender to drop: nothing lost
+                logger.warning("redriven messages left in the DLQ", extra={"messages": len(sent) - deleted})
+        return len(sent), stopped
+
+    def _queue_url(self, record: NotificationRecord) -> str:
+        """The queue the notification was accepted on, else the one its priority uses."""
+        urls = self._enqueuer.urls
+        try:
+            return urls.url_of(record.queue)
+        except KeyError:
+            return urls.for_priority(record.priority)[1]
+
+    # ------------------------------------------------------------------ a move task
+    def _redrive_with_move_task(self, order: RedriveOrder, budget: TimeBudget) -> RedriveResult:
+        """The whole queue to SQS's move task; the answer lists the first ids (a peek, released before it starts)."""
+        depth = self._queue.depth()
+        ids: list[str] = []
+        with self._peek(budget, NOTIFICATION_IDS_SHOWN) as peek:
+            for batch in peek.batches():
+                ids.extend(message.notification_id for message in batch if message.notification_id is not None)
+        matched = max(depth, peek.scanned)
+        handle = None if order.dry_run else self._queue.start_move_task()
+        if handle is not None:
+            logger.info("dead-letter move task started", extra={"task_handle": handle, "messages": matched})
+        return RedriveResult(
+            dry_run=order.dry_run,
+            matched=matched,
+            moved=0 if order.dry_run else matched,
+            method=RedriveMethod.MOVE_TASK,
+            notification_ids=ids[:NOTIFICATION_IDS_SHOWN],
+            truncated=False,
+            task_handle=handle,
+        )
+
+    def _peek(self, budget: TimeBudget, max_messages: int) -> Peek:
+        return Peek(self._queue, allows_call=budget.allows_call, max_messages=max_messages, wait_seconds=self._wait)
+
+
+# ---------------------------------------------------------------------- reconciliation
+class DeadLetterReconciler:
+    """Marks `dead_lettered` every pending record whose message rests in the DLQ (a step of the health monitor).
+
+    Parameters
+    ----------
+    queue, records
+        The dead-letter queue and the status store.
+    clock : Clock
+        Epoch seconds: the run's window is measured on it.
+    max_messages : int
+        The most messages one run reads (500): a deeper queue is covered over several runs.
+    window_seconds : float
+        How long one run may read and write.
+    call_seconds : float
+        The longest one AWS call may take (the monitor's fail-fast clients).
+    wait_seconds : int
+        Long polling of each receive.
+    """
+
+    def __init__(  # noqa: PLR0913 - the queue, the store and the run's bounds, each injected
+        self,
+        queue: DeadLetterQueue,
+        records: DeadLetterRecords,
+        *,
+        clock: Clock,
+        max_messages: int = 500,
+        window_seconds: float = 12.0,
+        call_seconds: float = 3.0,
+        wait_seconds: int = 1,
+    ) -> None:
+        self._queue = queue
+        self._records = records
+        self._clock = clock
+        self._max = max_messages
+        self._window = window_seconds
+        self._call_seconds = call_seconds
+        self._wait = wait_seconds
+
+    def run(self) -> int:
+        """One pass over (at most `max_messages` of) the DLQ; how many records it marked `dead_lettered`."""
+        deadline = self._clock() + self._window
+        budget = TimeBudget(lambda: deadline - self._clock(), call_seconds=self._call_seconds, margin_seconds=0.5)
+        reconciled = 0
+        with Peek(self._queue, allows_call=budget.allows_call, max_messages=self._max, wait_seconds=self._wait) as peek:
+            for batch in peek.batches():
+                found = self._records.get_many(_ids(batch))
+                for message in batch:
+                    record = _record_of(message, found)
+                    if record is None or record.status not in PENDING_STATUSES:
+                        continue
+                    if self._records.mark_abandoned(record, ABANDONED_REASON):
+                        reconciled += 1
+                        logger.warning(
+                            "notification reconciled: its message is in the dead-letter queue",
+                            extra={"notification_id": record.id, "was": record.status.value},
+                        )
+        logger.info("dead-letter reconciliation", extra={"scanned": peek.scanned, "reconciled": reconciled})
+        return reconciled
+
+
+def _ids(batch: Sequence[PeekedMessage]) -> list[str]:
+    return [message.notification_id for message in batch if message.notification_id is not None]
+
+
+def _record_of(message: PeekedMessage, found: dict[str, NotificationRecord]) -> NotificationRecord | None:
+    return None if message.notification_id is None else found.get(message.notification_id)
+
+
+# ---------------------------------------------------------------------- the SQS adapter
+class SqsDeadLetterQueue:
+    """The dead-letter queue on SQS (`DeadLetterQueue`); every client failure is a `QueueUnavailable`.
+
+    Parameters
+    ----------
+    url, arn : str
+        The queue.
+    client : SQSClient
+        Its client (the caller's, with timeouts that fit the caller).
+    move_to_arn : str
+        Where a move task sends every message: the standard queue. One destination for all: the messages the
+        sender copied to the DLQ itself (deferred past the horizon) have no source queue to go back to.
+    """
+
+    def __init__(self, url: str, client: SQSClient, *, arn: str = "", move_to_arn: str = "") -> None:
+        self.url = url
+        self._client = client
+        self._arn = arn
+        self._move_to_arn = move_to_arn
+
+    def receive(self, count: int, *, visibility_seconds: int, wait_seconds: int) -> list[PeekedMessage]:
+        try:
+            response = self._client.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=count,
+                VisibilityTimeout=visibility_seconds,
+                WaitTimeSeconds=wait_seconds,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        return [
+            PeekedMessage(message["MessageId"], message["ReceiptHandle"], _notification_id(message.get("Body", "")))
+            for message in response.get("Messages", [])
+        ]
+
+    def release(self, messages: Sequence[PeekedMessage]) -> None:
+        chunks = [
+            messages[start : start + CHANGE_BATCH_MAX_ENTRIES]
+            for start in range(0, len(messages), CHANGE_BATCH_MAX_ENTRIES)
+        ]
+        with ThreadPoolExecutor(max_workers=min(_RELEASE_THREADS, len(chunks))) as pool:
+            not_released = sum(pool.map(self._release_chunk, chunks))
+        if not_released:
+            logger.warning(
+                "dead letters not made visible at once; they come back after their visibility timeout",
+                extra={"messages": not_released, "visibility_seconds": PEEK_VISIBILITY_SECONDS},
+            )
+
+    def _release_chunk(self, chunk: Sequence[PeekedMessage]) -> int:
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+            {"Id": str(position), "ReceiptHandle": message.receipt_handle, "VisibilityTimeout": 0}
+            for position, message in enumerate(chunk)
+        ]
+        try:
+            response = self._client.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+        except (ClientError, BotoCoreError):
+            return len(chunk)
+        return len(response.get("Failed", []))
+
+    def delete(self, messages: Sequence[PeekedMessage]) -> list[PeekedMessage]:
+        kept: list[PeekedMessage] = []
+        for start in range(0, len(messages), CHANGE_BATCH_MAX_ENTRIES):
+            chunk = messages[start : start + CHANGE_BATCH_MAX_ENTRIES]
+            try:
+                response = self._client.delete_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m.receipt_handle} for n, m in enumerate(chunk)],
+                )
+            except (ClientError, BotoCoreError):
+                kept.extend(chunk)
+                continue
+            failed = {entry["Id"] for entry in response.get("Failed", [])}
+            kept.extend(message for position, message in enumerate(chunk) if str(position) in failed)
+        return kept
+
+    def depth(self) -> int:
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self.url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        attributes = response.get("Attributes", {})
+        return sum(
+            int(attributes.get(name, "0"))
+            for name in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+        )
+
+    def start_move_task(self) -> str:
+        try:
+            response = self._client.start_message_move_task(SourceArn=self._arn, DestinationArn=self._move_to_arn)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            raise QueueUnavailable(
+                f"SQS did not start the move task ({code or type(error).__name__}); one may already be running: "
+                "retry when it ends",
+                retry_after_seconds=60,
+            ) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
+        return str(response["TaskHandle"])
+
+
+def _notification_id(body: str) -> str | None:
+    try:
+        return QueueMessage.model_validate_json(body).id
+    except ValidationError:
+        return None
+
+
+def _unavailable(error: Exception) -> QueueUnavailable:
+    return QueueUnavailable(f"dead-letter queue unavailable ({type(error).__name__})")
+
+
+__all__ = [
+    "ABANDONED_REASON",
+    "MAX_SCAN_MESSAGES",
+    "PEEK_VISIBILITY_SECONDS",
+    "REDRIVEN_BY_OPERATOR",
+    "DeadLetter",
+    "DeadLetterClass",
+    "DeadLetterFilter",
+    "DeadLetterListing",
+    "DeadLetterQueue",
+    "DeadLetterReconciler",
+    "DeadLetterRecords",
+    "DeadLetters",
+    "Peek",
+    "PeekedMessage",
+    "RedriveMethod",
+    "RedriveOrder",
+    "RedriveResult",
+    "SqsDeadLetterQueue",
+    "classify",
+    "describe",
+]
