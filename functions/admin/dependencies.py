@@ -12,7 +12,8 @@ from admin.settings import AdminSettings
 from notifications import aws
 from notifications.clients import ClientRegistry
 from notifications.clock import Clock, system_clock
-from notifications.dead_letters import DeadLetters, SqsDeadLetterQueue
+from notifications.dead_letter_queue import SqsDeadLetterQueue
+from notifications.dead_letters import DeadLetters
 from notifications.erasure import RecipientEraser
 from notifications.health_snapshot import provider_name
 from notifications.ids import KeyedIds

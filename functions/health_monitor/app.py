@@ -17,7 +17,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from health_monitor.settings import HealthMonitorSettings
 from notifications import aws
 from notifications.clock import system_clock
-from notifications.dead_letters import DeadLetterReconciler, SqsDeadLetterQueue
+from notifications.dead_letter_queue import SqsDeadLetterQueue
+from notifications.dead_letters import DeadLetterReconciler
 from notifications.health_snapshot import BreakerView, SnapshotStore
 from notifications.monitor import BreakersUnreadable, HealthMonitor, breaker_kind
 from notifications.observability import logger, metrics, with_lambda_context, with_tracing

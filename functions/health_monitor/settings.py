@@ -8,21 +8,14 @@ from pydantic import BeforeValidator, ConfigDict, Field
 
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
-from notifications.settings import channel_set
+from notifications.settings import StackTablesAndQueues, channel_set
 
 
-class HealthMonitorSettings(ProviderSettings):
+class HealthMonitorSettings(ProviderSettings, StackTablesAndQueues):
     """The tables and queues it probes, the channels in use (and their providers: `ProviderSettings`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    notifications_table: str = Field(alias="NOTIFICATIONS_TABLE", min_length=1)
-    resilience_table: str = Field(alias="RESILIENCE_TABLE", min_length=1)
-    priority_queue_url: str = Field(alias="PRIORITY_QUEUE_URL", min_length=1)
-    standard_queue_url: str = Field(alias="STANDARD_QUEUE_URL", min_length=1)
-    batch_queue_url: str = Field(alias="BATCH_QUEUE_URL", min_length=1)
-    retry_queue_url: str = Field(alias="RETRY_QUEUE_URL", min_length=1)
-    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     inbound_queue_url: str = Field(default="", alias="INBOUND_QUEUE_URL")
     inbound_dead_letter_queue_url: str = Field(default="", alias="INBOUND_DEAD_LETTER_QUEUE_URL")
     provider_events_queue_url: str = Field(default="", alias="PROVIDER_EVENTS_QUEUE_URL")

@@ -43,3 +43,16 @@ def webhook_ports(value: object) -> object:
 
 WebhookPorts = Annotated[frozenset[Annotated[int, Field(ge=1, le=65535)]], BeforeValidator(webhook_ports)]
 """The webhook ports setting (`WEBHOOK_ALLOWED_PORTS`): 443 always, plus the ports it lists."""
+
+
+class StackTablesAndQueues(BaseModel):
+    """The tables and the delivery queues (work queues, retry queue and DLQ): the part of the settings the
+    sender and the health monitor share."""
+
+    notifications_table: str = Field(alias="NOTIFICATIONS_TABLE", min_length=1)
+    resilience_table: str = Field(alias="RESILIENCE_TABLE", min_length=1)
+    priority_queue_url: str = Field(alias="PRIORITY_QUEUE_URL", min_length=1)
+    standard_queue_url: str = Field(alias="STANDARD_QUEUE_URL", min_length=1)
+    batch_queue_url: str = Field(alias="BATCH_QUEUE_URL", min_length=1)
+    retry_queue_url: str = Field(alias="RETRY_QUEUE_URL", min_length=1)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)

@@ -9,21 +9,14 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from notifications.clients import CLIENT_KEY_SECONDS
 from notifications.models import Channel
 from notifications.providers.config import ProviderSettings
-from notifications.settings import WebhookPorts, channel_set
+from notifications.settings import StackTablesAndQueues, WebhookPorts, channel_set
 
 
-class SenderSettings(ProviderSettings):
+class SenderSettings(ProviderSettings, StackTablesAndQueues):
     """The sender's one settings object: its own fields and the providers' (`ProviderSettings`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    notifications_table: str = Field(alias="NOTIFICATIONS_TABLE", min_length=1)
-    resilience_table: str = Field(alias="RESILIENCE_TABLE", min_length=1)
-    priority_queue_url: str = Field(alias="PRIORITY_QUEUE_URL", min_length=1)
-    standard_queue_url: str = Field(alias="STANDARD_QUEUE_URL", min_length=1)
-    batch_queue_url: str = Field(alias="BATCH_QUEUE_URL", min_length=1)
-    retry_queue_url: str = Field(alias="RETRY_QUEUE_URL", min_length=1)
-    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
     enabled_channels: Annotated[frozenset[Channel], BeforeValidator(channel_set)] = Field(alias="ENABLED_CHANNELS")
     # SES events (delivery, bounce, complaint) are published through this configuration set.

@@ -11,6 +11,7 @@ import pytest
 
 from notifications.budget import UNBOUNDED, TimeBudget
 from notifications.clock import iso
+from notifications.dead_letter_queue import SqsDeadLetterQueue
 from notifications.dead_letters import (
     ABANDONED_REASON,
     REDRIVEN_BY_OPERATOR,
@@ -22,7 +23,6 @@ from notifications.dead_letters import (
     PeekedMessage,
     RedriveMethod,
     RedriveOrder,
-    SqsDeadLetterQueue,
 )
 from notifications.delivery import REDRIVEN_FROM_DLQ, Deliverer, DeliveryPolicy, Outcome
 from notifications.errors import StoreUnavailable
