@@ -136,6 +136,8 @@ def measure(concurrency: int, batch_size: int, batches: int, delay: float) -> tu
                 event["multiValueHeaders"].pop("Idempotency-Key", None)
                 request = {"channel": "webhook", "recipient": {"webhook_url": receiver.url}, "body": "b"}
                 event["body"] = json.dumps(request)
+                # The stack's default client, whose signing key the template generated (each client signs its own)
+                event["requestContext"]["identity"]["apiKeyId"] = stack.physical_ids["HeraldApiApiKey"]
                 answer = api_handle(event, _context("api", 25), api)
                 ids.append(json.loads(answer["body"])["id"])
             context = _context("sender", 60)
@@ -144,6 +146,8 @@ def measure(concurrency: int, batch_size: int, batches: int, delay: float) -> tu
             timings.append(time.perf_counter() - started)
             metrics.clear_metrics()  # the handler's EMF lines, which Lambda would print at the end
             assert response["batchItemFailures"] == [], response
+            statuses = {api.store.get(notification_id).status.value for notification_id in ids}  # type: ignore[union-attr]
+            assert statuses == {"sent"}, statuses  # every one reached the receiver, or the figure means nothing
         return timings, receiver.connections
 
 
