@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.breaker
 	$(BIN)/python -m benchmarks.sender_concurrency
 	$(BIN)/python -m benchmarks.batch_accept
+	$(BIN)/python -m benchmarks.cold_start
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
