@@ -193,17 +193,7 @@ def requeue_dead_lettered(record: NotificationRecord, detail: str, *, now: float
     Written by no lease holder: by the admin's redrive before it sends the message again, or by a sender
     whose message came back from the dead-letter queue (an SQS move task). `record` is the copy just read.
     """
-    history = bounded_history([*record.history, HistoryEntry(status=Status.QUEUED, at=iso(now), detail=detail)])
-    update = ItemUpdate(
-        set={
-            STATUS: Status.QUEUED.value,
-            UPDATED_AT: iso(now),
-            HISTORY: [entry.model_dump(mode="json", exclude_none=True) for entry in history],
-            "reason": detail,
-        },
-        add={VERSION: 1},
-        remove=frozenset({LEASE_OWNER, LEASE_UNTIL, "next_attempt_at"}),
-    )
+    update = _transition(record, now, Status.QUEUED, detail, fields={"reason": detail}, remove=("next_attempt_at",))
     # Race prevented: two redrives of one notification (two operators, a redrive and a move task, two
     # copies of one message) both sending it again, and a redrive of a record that changed since it was
     # read. Only `dead_lettered` is redriven, and only the version read: the first writer wins, the others
@@ -220,16 +210,8 @@ def mark_abandoned(record: NotificationRecord, reason: str, *, now: float) -> tu
     lease (or could not claim the notification at all) on its last receive left the record `queued` or
     `deferred` while SQS moved the message to the DLQ.
     """
-    history = bounded_history([*record.history, HistoryEntry(status=Status.DEAD_LETTERED, at=iso(now), detail=reason)])
-    update = ItemUpdate(
-        set={
-            STATUS: Status.DEAD_LETTERED.value,
-            UPDATED_AT: iso(now),
-            HISTORY: [entry.model_dump(mode="json", exclude_none=True) for entry in history],
-            "reason": reason,
-        },
-        add={VERSION: 1},
-        remove=frozenset({LEASE_OWNER, LEASE_UNTIL, "next_attempt_at"}),
+    update = _transition(
+        record, now, Status.DEAD_LETTERED, reason, fields={"reason": reason}, remove=("next_attempt_at",)
     )
     # Race prevented: dead-lettering a notification that is being delivered right now by another copy of
     # its message (a live lease: its sender's outcome write would otherwise land on a record whose lease
@@ -255,6 +237,26 @@ def _owned(  # noqa: PLR0913, PLR0917 - one owned write: who, when, what status,
     attempts_delta: int = 0,
 ) -> tuple[ItemUpdate, Condition]:
     """One write by the lease holder: new status, history entry, fields; the lease released."""
+    update = _transition(record, now, status, detail, fields=fields, remove=remove, attempts_delta=attempts_delta)
+    # Race prevented: a sender whose lease expired (it was too slow) overwriting the outcome
+    # of the sender that claimed the notification after it. Only the lease holder writes,
+    # which is also why the history can be rewritten whole from the claimed copy.
+    condition: Condition = (Equals(LEASE_OWNER, owner),)
+    return update, condition
+
+
+def _transition(  # noqa: PLR0913, PLR0917 - one change: when, what status, and its fields
+    record: NotificationRecord,
+    now: float,
+    status: Status | None,
+    detail: str | None,
+    *,
+    fields: Mapping[str, Value],
+    remove: tuple[str, ...] = (),
+    attempts_delta: int = 0,
+) -> ItemUpdate:
+    """The update of one change: new status with its history entry (the history rewritten whole from `record`),
+    fields, the version bumped, the lease released. The caller's condition says who may write it."""
     changes: dict[str, Value] = {UPDATED_AT: iso(now)}
     if status is not None:
         history = bounded_history([*record.history, HistoryEntry(status=status, at=iso(now), detail=detail)])
@@ -262,12 +264,7 @@ def _owned(  # noqa: PLR0913, PLR0917 - one owned write: who, when, what status,
         changes[HISTORY] = [entry.model_dump(mode="json", exclude_none=True) for entry in history]
     changes.update(fields)
     adds = {VERSION: 1} | ({ATTEMPTS: attempts_delta} if attempts_delta else {})
-    update = ItemUpdate(set=changes, add=adds, remove=frozenset({LEASE_OWNER, LEASE_UNTIL, *remove}))
-    # Race prevented: a sender whose lease expired (it was too slow) overwriting the outcome
-    # of the sender that claimed the notification after it. Only the lease holder writes,
-    # which is also why the history can be rewritten whole from the claimed copy.
-    condition: Condition = (Equals(LEASE_OWNER, owner),)
-    return update, condition
+    return ItemUpdate(set=changes, add=adds, remove=frozenset({LEASE_OWNER, LEASE_UNTIL, *remove}))
 
 
 def _seconds(value: float) -> float:
