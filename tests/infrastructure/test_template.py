@@ -37,6 +37,12 @@ def sam() -> dict[str, Any]:
     return load_sam_template()
 
 
+# Every function of the template (a new one is checked without being listed here).
+FUNCTIONS = sorted(
+    logical_id for logical_id, resource in sam()["Resources"].items() if resource["Type"] == "AWS::Serverless::Function"
+)
+
+
 @cache
 def cfn() -> Stack:
     return Stack.from_file()
@@ -197,17 +203,7 @@ def test_functions_run_python_3_13_with_the_resilience_layer() -> None:
     assert props("IngestFunction")["Handler"] == "ingest.app.lambda_handler"
 
 
-@pytest.mark.parametrize(
-    "function",
-    [
-        "ApiFunction",
-        "SenderFunction",
-        "ProviderEventsFunction",
-        "IngestFunction",
-        "AdminFunction",
-        "HealthMonitorFunction",
-    ],
-)
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_policies_are_least_privilege(function: str) -> None:
     # When
     statements = [s for policy in props(function)["Policies"] for s in policy["Statement"]]
@@ -248,17 +244,7 @@ def test_email_may_be_sent_only_from_the_sender_address() -> None:
     assert all("identity/" in str(resource) or "configuration-set/" in str(resource) for resource in email["Resource"])
 
 
-@pytest.mark.parametrize(
-    "function",
-    [
-        "ApiFunction",
-        "SenderFunction",
-        "ProviderEventsFunction",
-        "IngestFunction",
-        "AdminFunction",
-        "HealthMonitorFunction",
-    ],
-)
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_function_keeps_its_logs_for_the_configured_days(function: str) -> None:
     # When
     group = props(f"{function}LogGroup")
